@@ -1,0 +1,457 @@
+"""The command line: ``python -m conformance [run] --target HOST:PORT`` and friends.
+
+Imports of the heavier modules happen inside the commands so that ``--help``
+starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+
+__all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
+
+COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client")
+
+DESCRIPTION = """\
+Replays the HTTP/1.0 case corpus over raw TCP against any server and says which
+RFC 1945 requirements it meets.
+
+  python -m conformance                          the suite against the bundled reference server
+  python -m conformance --target 127.0.0.1:8080  against your running server
+  python -m conformance --spawn "python3 server.py {port}"   start your server for the run
+  python -m conformance --profile lab            the classic lab assignment's checks
+
+Your server must serve the fixture document root: 'python -m conformance docroot DIR'
+builds it and prints the folder to serve (--spawn starts the server inside it).
+"""
+
+EXIT_HELP = """\
+exit status:
+  0  every selected MUST case passed (warnings and information do not fail a run)
+  1  a MUST case failed, or could not be run (the reason is printed)
+  2  usage error, invalid case file, or an empty selection
+  3  the target is unreachable or does not serve the fixture document root
+"""
+
+
+class UsageError(Exception):
+    """Bad arguments or corpus; printed as one paragraph, exit status 2."""
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection (kinds combine with AND, repeats with OR)")
+    group.add_argument("--id", dest="ids", action="append", default=[], metavar="GLOB",
+                       help="case id or glob, e.g. 'lab/*' or 'security/traversal-*'")
+    group.add_argument("--area", dest="areas", action="append", default=[],
+                       help="lab, rfc1945, robustness, security or concurrency")
+    group.add_argument("--profile", help="a profile from cases/profiles.toml (default: 'default')")
+    group.add_argument("--tag", dest="tags", action="append", default=[], help="cases with this tag")
+    group.add_argument("--exclude-tag", dest="exclude_tags", action="append", default=[],
+                       help="leave out cases with this tag")
+    group.add_argument("--level", dest="levels", action="append", default=[],
+                       type=str.upper, choices=["MUST", "SHOULD", "MAY"], help="cases at this level")
+    parser.add_argument("--cases", type=Path, help="another corpus folder (default: the bundled one)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conformance",
+        description=DESCRIPTION,
+        epilog="commands: " + ", ".join(COMMANDS) + " ('run' is the default; "
+        "'conformance COMMAND --help' for each)\n\n" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the suite (the default command)", description=DESCRIPTION,
+                         epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = run.add_argument_group("target (neither: spawn the bundled reference server)")
+    where.add_argument("--target", metavar="HOST:PORT", help="a server that is already running")
+    where.add_argument("--spawn", metavar="CMD",
+                       help="start this server for the run; {port}, {root}, {host}, {scratch} are "
+                       "substituted, and it runs inside the fixture root")
+    run.add_argument("--jobs", "-j", default="1", metavar="N",
+                     help="cases in flight at once: a number or 'auto' (default 1, serial)")
+    run.add_argument("--strict", action="store_true", help="SHOULD failures fail the run")
+    run.add_argument("--timeout-scale", type=float, default=1.0, metavar="F",
+                     help="multiply every timeout, for slow targets (default 1.0)")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    run.add_argument("--format", default="table", choices=["table", "json", "junit", "markdown"],
+                     help="report format (default table)")
+    run.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
+    run.add_argument("--verbose", "-v", action="store_true",
+                     help="show the bytes sent and received for every case that did not pass")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    _add_selection(run)
+
+    lst = sub.add_parser("list", help="print the selected cases without running them")
+    _add_selection(lst)
+
+    chk = sub.add_parser("check", help="validate every case, the catalogue and the profiles")
+    chk.add_argument("--cases", type=Path, help="another corpus folder")
+
+    exp = sub.add_parser("explain", help="print a case, its requirements and its hint")
+    exp.add_argument("case_id", metavar="ID")
+    exp.add_argument("--cases", type=Path, help="another corpus folder")
+
+    doc = sub.add_parser("docroot", help="build the fixture document root and print the folder to serve")
+    doc.add_argument("dir", type=Path, metavar="DIR",
+                     help="where to build it; the folder to serve is DIR/root")
+    doc.add_argument("--cases", type=Path, help="another corpus folder")
+
+    cov = sub.add_parser("coverage", help="write the requirement coverage report (cases/COVERAGE.md)")
+    cov.add_argument("--output", "-o", type=Path, help="where to write it (default: CASES/COVERAGE.md)")
+    cov.add_argument("--cases", type=Path, help="another corpus folder")
+    cli = sub.add_parser(
+        "client",
+        help="judge an HTTP/1.0 client: the runner plays the server",
+        description="Runs the client cases (cases/client/): for each, the runner listens on a free "
+        "loopback port, starts the client with {host}, {port}, {client_port}, {path} and {output} "
+        "(a file it may write the body to) substituted, plays the scripted response and judges "
+        "the request, the body written out and the exit status.",
+        epilog="example: conformance client --spawn \"python3 client.py {host} {port} {client_port} {path}\"\n\n"
+        + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cli.add_argument("--spawn", required=True, metavar="CMD", help="the client command with placeholders")
+    cli.add_argument("--id", dest="ids", action="append", default=[], metavar="GLOB", help="client case id or glob")
+    cli.add_argument("--level", dest="levels", action="append", default=[], type=str.upper,
+                     choices=["MUST", "SHOULD", "MAY"])
+    cli.add_argument("--strict", action="store_true", help="SHOULD failures fail the run")
+    cli.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
+    cli.add_argument("--format", default="table", choices=["table", "json", "junit", "markdown"])
+    cli.add_argument("--output", "-o", type=Path)
+    cli.add_argument("--verbose", "-v", action="store_true")
+    cli.add_argument("--quiet", "-q", action="store_true")
+    cli.add_argument("--cases", type=Path, help="another corpus folder")
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
+        return argv
+    return ["run", *argv]
+
+
+def _cases_dir(args) -> Path:
+    from .resources import cases_dir
+
+    path = args.cases or cases_dir()
+    if not (path / "requirements.toml").is_file():
+        raise UsageError(f"{path} is not a case corpus (it has no requirements.toml)")
+    return path
+
+
+def _load(args):
+    from .loader import CaseError, load_corpus
+
+    try:
+        return load_corpus(_cases_dir(args))
+    except CaseError as exc:
+        raise UsageError(f"invalid case file: {exc}\n(run 'python -m conformance check' for every problem)") from None
+
+
+def _select(args, corpus):
+    from .select import select
+
+    explicit = args.ids or args.areas or args.profile or args.tags or args.levels
+    try:
+        chosen = select(
+            corpus.cases,
+            corpus.profiles,
+            ids=tuple(args.ids),
+            areas=tuple(args.areas),
+            profile=args.profile if explicit else "default",
+            tags=tuple(args.tags),
+            exclude_tags=tuple(args.exclude_tags),
+            levels=tuple(args.levels),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not chosen:
+        raise UsageError("no case matches this selection; 'python -m conformance list' shows the cases")
+    return chosen
+
+
+def _parse_target(text: str):
+    from .wire import Target
+
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--target wants HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), not {text!r}")
+    return Target(host, int(port))
+
+
+def _jobs(text: str) -> int:
+    if text == "auto":
+        return min(16, max(4, 2 * (os.cpu_count() or 1)))
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"--jobs wants a positive number or 'auto', not {text!r}")
+    return int(text)
+
+
+class _Progress:
+    """A live count on the terminal; silent when stderr is not one."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bad = 0
+
+    def __call__(self, result, done: int, total: int) -> None:
+        if result.verdict in ("fail", "error"):
+            self.bad += 1
+        if self.enabled:
+            line = f"\r  {done}/{total} cases, {self.bad} failing  {result.id[:50]:<50}"
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 80 + "\r")
+            sys.stderr.flush()
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so the spawned server is stopped on the way out.
+    raise KeyboardInterrupt
+
+
+def cmd_run(args) -> int:
+    from .docroot import Fixtures
+    from .resources import reference_server
+    from .runner import Options, preflight, run_all
+    from .spawn import SpawnError, SpawnedServer
+
+    corpus = _load(args)
+    cases = _select(args, corpus)
+    if args.target and args.spawn:
+        raise UsageError("give --target or --spawn, not both")
+    options = Options(jobs=_jobs(args.jobs), strict=args.strict,
+                      timeout_scale=args.timeout_scale, fail_fast=args.fail_fast)
+    if options.timeout_scale <= 0:
+        raise UsageError("--timeout-scale must be positive")
+    fixtures = Fixtures(corpus.cases_dir)
+    server = None
+    if args.target:
+        target = _parse_target(args.target)
+        described = str(target)
+    else:
+        template = args.spawn or (
+            f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
+            "{port} --bind {host} --root {root} --quiet"
+        )
+        root = fixtures.cached_root()
+        try:
+            server = SpawnedServer(template, root)
+            server.start()
+        except SpawnError as exc:
+            print(f"conformance: {exc}", file=sys.stderr)
+            return EXIT_TARGET
+        from .wire import Target
+
+        target = Target(server.host, server.port)
+        described = f"spawned: {args.spawn}" if args.spawn else "the bundled reference server"
+    signal.signal(signal.SIGTERM, _terminate)
+    progress = _Progress(sys.stderr.isatty() and not args.quiet)
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    try:
+        problem = preflight(target, fixtures, options.timeout_scale)
+        if problem:
+            print(f"conformance: {problem}", file=sys.stderr)
+            return EXIT_TARGET
+        results = run_all(cases, target, fixtures, options, server, progress)
+    finally:
+        progress.close()
+        if server is not None:
+            server.stop()
+    options_record = {
+        "jobs": options.jobs,
+        "strict": options.strict,
+        "timeout_scale": options.timeout_scale,
+        "fail_fast": options.fail_fast,
+        "selection": _selection_text(args),
+    }
+    return _emit(args, results, described, options_record, started, clock)
+
+
+def _emit(args, results, described: str, options: dict, started: datetime, clock: float) -> int:
+    """Write the report in the chosen format and return the exit status."""
+    from . import report
+
+    status = report.exit_status(results)
+    info = report.RunInfo(
+        suite_version=__version__,
+        target=described,
+        options=options,
+        started=started.isoformat(timespec="seconds"),
+        duration=round(time.monotonic() - clock, 2),
+        exit_status=status,
+    )
+    kwargs = {"verbose": args.verbose, "color": args.output is None and sys.stdout.isatty()}
+    text = report.REPORTERS[args.format](results, info, **kwargs)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"conformance: report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return status
+
+
+def _selection_text(args) -> str:
+    parts = [f"--id {i}" for i in args.ids] + [f"--area {a}" for a in args.areas]
+    parts += [f"--profile {args.profile}"] if args.profile else []
+    parts += [f"--tag {t}" for t in args.tags] + [f"--level {lv}" for lv in args.levels]
+    parts += [f"--exclude-tag {t}" for t in args.exclude_tags]
+    return " ".join(parts) or "profile default"
+
+
+def cmd_list(args) -> int:
+    corpus = _load(args)
+    cases = _select(args, corpus)
+    width = max(len(c.id) for c in cases)
+    for case in cases:
+        tags = f"  [{', '.join(case.tags)}]" if case.tags else ""
+        print(f"{case.id:<{width}}  {case.level:<6}  {case.title}{tags}")
+    print(f"{len(cases)} cases", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from .check import check_corpus
+
+    path = _cases_dir(args)
+    problems = check_corpus(path)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"conformance check: {len(problems)} problems in {path}", file=sys.stderr)
+        return EXIT_USAGE
+    corpus = _load(args)
+    print(
+        f"conformance check: {len(corpus.cases)} cases, {len(corpus.requirements)} requirements, "
+        f"{len(corpus.profiles)} profiles: OK"
+    )
+    return EXIT_OK
+
+
+def cmd_explain(args) -> int:
+    from . import escape
+    from .match import describe_outcome
+
+    corpus = _load(args)
+    found = [c for c in corpus.cases if c.id == args.case_id]
+    if not found:
+        raise UsageError(f"no case {args.case_id!r}; 'python -m conformance list' shows the ids")
+    case = found[0]
+    print(f"{case.id}: {case.title}")
+    print(f"level: {case.level}" + (f"   tags: {', '.join(case.tags)}" if case.tags else ""))
+    for rid in case.requirements:
+        req = corpus.requirements[rid]
+        print(f"requirement {rid} (RFC 1945 {req.section}, {req.level}): {req.text}")
+    for conn in case.connections:
+        label = f"connection {conn.name}" if case.scenario else "request"
+        sent = b"".join(p.payload for p in conn.parts)
+        print(f"\n{label} (timeout {conn.timeout:g} s{', half-close' if conn.half_close else ''}):")
+        print("  " + escape.show(sent, 2000).replace("\n", "\n  "))
+        for number, outcome in enumerate(conn.outcomes, 1):
+            print(f"  outcome {number} ({outcome.verdict}): {describe_outcome(outcome)}")
+    for order in case.order:
+        print(f"\norder: every {order.first} before any {order.then}" + (f" ({order.note})" if order.note else ""))
+    if case.liveness:
+        print("\nafterwards: a plain GET on a new connection must still succeed")
+    if case.hint:
+        print(f"\nhint: {case.hint}")
+    return EXIT_OK
+
+
+def cmd_docroot(args) -> int:
+    from .docroot import Fixtures
+
+    corpus_dir = _cases_dir(args)
+    root = Fixtures(corpus_dir).materialise(args.dir)
+    print(root)
+    return EXIT_OK
+
+
+def cmd_coverage(args) -> int:
+    from .coverage import coverage_markdown
+
+    corpus = _load(args)
+    out = args.output or (corpus.cases_dir / "COVERAGE.md")
+    out.write_text(coverage_markdown(corpus), encoding="utf-8")
+    print(f"conformance: coverage written to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_client(args) -> int:
+    import fnmatch
+
+    from .client_cases import ClientCaseError, load_client_cases
+    from .client_runner import run_client_cases
+    from .docroot import Fixtures
+    from .spawn import SpawnError, render_command
+
+    corpus_dir = _cases_dir(args)
+    try:
+        cases = load_client_cases(corpus_dir, Fixtures(corpus_dir))
+        render_command(args.spawn, host="h", port="1", client_port="2", path="/", output="o")
+    except (ClientCaseError, SpawnError) as exc:
+        raise UsageError(str(exc)) from None
+    cases = [
+        c for c in cases
+        if (not args.ids or any(fnmatch.fnmatchcase(c.id, g) for g in args.ids))
+        and (not args.levels or c.level in args.levels)
+    ]
+    if not cases:
+        raise UsageError("no client case matches this selection")
+    progress = _Progress(sys.stderr.isatty() and not args.quiet)
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    try:
+        results = run_client_cases(cases, args.spawn, scale=args.timeout_scale, strict=args.strict,
+                                   progress=progress)
+    finally:
+        progress.close()
+    options = {"strict": args.strict, "timeout_scale": args.timeout_scale,
+               "selection": " ".join(args.ids) or "all client cases"}
+    return _emit(args, results, f"client: {args.spawn}", options, started, clock)
+
+
+HANDLERS = {
+    "client": cmd_client,
+    "run": cmd_run,
+    "list": cmd_list,
+    "check": cmd_check,
+    "explain": cmd_explain,
+    "docroot": cmd_docroot,
+    "coverage": cmd_coverage,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _build_parser().parse_args(_with_default_command(argv))
+    try:
+        return HANDLERS[args.command](args)
+    except UsageError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nconformance: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,188 @@
+"""Judges an HTTP/1.0 client: the runner listens, plays the server, and watches.
+
+For each client case a loopback port is opened, the client under test is started
+with ``{host}``, ``{port}``, ``{client_port}``, ``{path}`` (and ``{output}``, a file
+it may write the body to) substituted in its command, the scripted response is
+played on the first connection, and the client's request, exit status and output
+are judged by ``client_cases.judge_client``. Sockets, processes and clocks live
+here only; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import escape, match
+from .client_cases import ClientCase, ClientObservation, judge_client
+from .model import Result
+from .spawn import free_port, render_command
+
+__all__ = ["run_client_case", "run_client_cases"]
+
+# A request head bigger than this is not a GET from a lab client.
+MAX_REQUEST = 64 * 1024
+
+
+def _serve(case: ClientCase, listener: socket.socket, obs: ClientObservation, deadline: float) -> None:
+    """Accept one connection, read its request head, play the script (server side)."""
+    listener.settimeout(max(0.1, deadline - time.monotonic()))
+    try:
+        conn, peer = listener.accept()
+    except OSError:
+        return
+    with conn:
+        obs.connected = True
+        obs.peer_port = peer[1]
+        request = bytearray()
+        try:
+            while case.server.wait_for_head and b"\r\n\r\n" not in request and b"\n\n" not in request:
+                conn.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+                if len(request) > MAX_REQUEST:
+                    break
+        except OSError:
+            pass
+        try:
+            for part in case.server.parts:
+                if part.pause_ms:
+                    time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
+                payload = part.payload
+                step = part.chunk or max(1, len(payload))
+                for offset in range(0, len(payload), step):
+                    if offset and part.chunk_pause_ms:
+                        time.sleep(part.chunk_pause_ms / 1000)
+                    conn.settimeout(max(0.1, deadline - time.monotonic()))
+                    conn.sendall(payload[offset : offset + step])
+            if case.server.ending == "stall":
+                # Keep the connection open, sending nothing, until the client gives up.
+                conn.settimeout(max(0.1, deadline - time.monotonic()))
+                while conn.recv(4096):
+                    pass
+            elif case.server.ending == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
+        # Whatever else the client sent after its head (a body it should not send).
+        try:
+            conn.setblocking(False)
+            while len(request) < MAX_REQUEST:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                request += chunk
+        except OSError:
+            pass
+        obs.request = bytes(request)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(2)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", scale: float = 1.0,
+                    strict: bool = False) -> Result:
+    """Run one client case; never raises on what the client does."""
+    started = time.monotonic()
+    limit = case.timeout * scale
+    deadline = started + limit
+    obs = ClientObservation(client_port=free_port(host))
+    listener = None
+    if case.server.listen:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+    else:
+        port = free_port(host)  # nothing will listen there
+    with tempfile.TemporaryDirectory(prefix="conformance-client-") as scratch:
+        output = Path(scratch) / "body.out"
+        argv = render_command(template, host=host, port=str(port), client_port=str(obs.client_port),
+                              path=case.request_path, output=str(output))
+        server = None
+        if listener is not None:
+            server = threading.Thread(target=_serve, args=(case, listener, obs, deadline), daemon=True)
+            server.start()
+        try:
+            proc = subprocess.Popen(argv, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            if listener is not None:
+                listener.close()
+            return _error_result(case, f"cannot start the client {argv[0]!r}: {exc.strerror or exc}")
+        try:
+            out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            obs.exit_status = proc.returncode
+        except subprocess.TimeoutExpired:
+            _stop_group(proc)
+            out, err = proc.communicate()
+        obs.stdout, obs.stderr = out, err
+        if server is not None:
+            server.join(max(0.1, deadline + 1 - time.monotonic()))
+        if listener is not None:
+            listener.close()
+        if "{output}" in template and output.exists():
+            obs.output = output.read_bytes()
+    obs.duration = time.monotonic() - started
+    judgement = judge_client(case, obs)
+    return Result(
+        id=case.id,
+        title=case.title,
+        area=case.area,
+        level=case.level,
+        requirements=list(case.requirements),
+        verdict=match.final_verdict(judgement.verdict, case.level, strict),
+        reason=judgement.findings[0] if judgement.findings else "",
+        expected=[", ".join(case.checks)],
+        actual=_summary(obs),
+        findings=judgement.findings,
+        duration=round(obs.duration, 3),
+        sent=escape.show(b"".join(p.payload for p in case.server.parts), 2000),
+        received=escape.show(obs.request, 2000),
+        reproducer=" ".join(argv),
+        hint=case.hint,
+    )
+
+
+def _summary(obs: ClientObservation) -> str:
+    status = "was stopped at the deadline" if obs.exit_status is None else f"exited {obs.exit_status}"
+    first = obs.request.split(b"\n", 1)[0][:120]
+    said = obs.stderr.decode("utf-8", "replace").strip().splitlines()
+    message = f", said {said[-1][:160]!r}" if said else ""
+    request = f"sent {escape.show(first, 120)!r}" if obs.request else "sent nothing"
+    return f"{request}, {status} after {obs.duration:.2f} s, wrote {len(obs.stdout)} bytes to stdout{message}"
+
+
+def _error_result(case: ClientCase, message: str) -> Result:
+    return Result(id=case.id, title=case.title, area=case.area, level=case.level,
+                  requirements=list(case.requirements), verdict="error", reason=message, findings=[message])
+
+
+def run_client_cases(cases, template: str, host: str = "127.0.0.1", scale: float = 1.0, strict: bool = False,
+                     progress=None) -> list[Result]:
+    results = []
+    for number, case in enumerate(cases, 1):
+        result = run_client_case(case, template, host, scale, strict)
+        results.append(result)
+        if progress:
+            progress(result, number, len(cases))
+    return results

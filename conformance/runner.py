@@ -1,0 +1,259 @@
+"""Runs cases against a target: one case at a time or ``--jobs`` at once.
+
+The scheduler lives here with the preflight and the liveness probe; playing bytes
+is ``wire``'s job and judging is ``match``'s. Scenarios (several connections) run
+alone, after the single-connection cases, so that their order-of-events judgements
+never compete with other cases for the target's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+from . import escape, match
+from .model import BodyExpect, Case, Connection, Outcome, Part, Result
+from .wire import EventBoard, Target, play
+
+__all__ = ["Options", "Server", "run_case", "run_all", "preflight", "canary_request"]
+
+# Escaped bytes shown in reports are cut here; --verbose shows them.
+SHOW_LIMIT = 2000
+
+# A request longer than this, or sent in pieces, is reproduced with the runner
+# itself rather than a printf one-liner nobody could read.
+PRINTF_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class Options:
+    jobs: int = 1
+    strict: bool = False
+    timeout_scale: float = 1.0
+    fail_fast: bool = False
+
+
+class Server(Protocol):
+    """A target the runner started itself (``--spawn``) and can restart."""
+
+    def exit_status(self) -> int | None: ...
+
+    def restart(self) -> None: ...
+
+
+def canary_request(fixtures) -> tuple[Connection, bytes]:
+    request = f"GET /{fixtures.canary_path} HTTP/1.0\r\n\r\n".encode("latin-1")
+    outcome = Outcome(status=(200,), body=BodyExpect(fixture=fixtures.canary_path), framing="lenient")
+    conn = Connection(name="liveness", parts=(Part(data=request),), timeout=5.0, outcomes=(outcome,))
+    return conn, request
+
+
+def preflight(target: Target, fixtures, scale: float = 1.0) -> str | None:
+    """Check the target answers and serves the fixture root; None when it does.
+
+    Returns:
+        A paragraph saying what is wrong and how to fix it, or None.
+    """
+    conn, request = canary_request(fixtures)
+    obs = play(conn, target, EventBoard([conn.name]), scale)
+    if obs.end in ("refused", "error"):
+        return (
+            f"Nothing is answering at {target}: {obs.error}.\n"
+            "Start your server first (serving the fixture document root, see "
+            "'python -m conformance docroot --help'), check the host and port, or let the "
+            "runner start it: --spawn \"python3 server.py {port}\"."
+        )
+    judgement = match.judge_connection(conn, obs, fixtures)
+    if judgement.verdict == "pass":
+        return None
+    return (
+        f"The server at {target} is reachable but does not serve the fixture document root: "
+        f"GET /{fixtures.canary_path} gave {judgement.actual}, expected 200 with the canary "
+        f"file's content ({fixtures.canary_data!r}).\n"
+        "Build the root with 'python -m conformance docroot DIR', then serve the folder it "
+        "prints (for the lab's server: cd into it and start the server there)."
+    )
+
+
+def _reproducer(case: Case, target: Target) -> str:
+    conn = case.connections[0]
+    rerun = f"python -m conformance --target {target} --id {case.id} --verbose"
+    simple = (
+        not case.scenario
+        and len(conn.parts) == 1
+        and not conn.parts[0].chunk
+        and not conn.parts[0].pause_ms
+        and len(conn.parts[0].payload) <= PRINTF_LIMIT
+    )
+    if not simple:
+        return rerun
+    quoted = escape.shell_quote_bytes(conn.parts[0].payload)
+    return f"printf {quoted} | nc {target.host} {target.port}"
+
+
+def _play_all(case: Case, target: Target, scale: float) -> tuple[list, EventBoard]:
+    board = EventBoard([c.name for c in case.connections])
+    if not case.scenario:
+        return [play(case.connections[0], target, board, scale)], board
+    observations: list = [None] * len(case.connections)
+
+    def run(index: int, conn: Connection) -> None:
+        observations[index] = play(conn, target, board, scale)
+
+    threads = [
+        threading.Thread(target=run, args=(i, c), name=f"conn-{c.name}", daemon=True)
+        for i, c in enumerate(case.connections)
+    ]
+    for thread in threads:
+        thread.start()
+    # Each connection ends by its own deadline (start wait + timeout); the slack covers
+    # scheduling on a loaded machine.
+    limit = max(c.timeout for c in case.connections) * scale * 2 + 5
+    stop = time.monotonic() + limit
+    for thread in threads:
+        thread.join(max(0.0, stop - time.monotonic()))
+    return observations, board
+
+
+def _describe(name: str, text: str, scenario: bool) -> str:
+    return f"{name}: {text}" if scenario else text
+
+
+def run_case(case: Case, target: Target, fixtures, options: Options, server: Server | None = None) -> Result:
+    """Play one case and judge it; never raises on what the target does."""
+    started = time.monotonic()
+    observations, board = _play_all(case, target, options.timeout_scale)
+    raws, findings, expected, actual = [], [], [], []
+    for conn, obs in zip(case.connections, observations):
+        if obs is None:
+            raws.append("error")
+            findings.append(_describe(conn.name, "the connection did not finish in time", case.scenario))
+            continue
+        if obs.end == "refused" or (obs.end == "error" and not obs.received):
+            raws.append("error")
+            findings.append(_describe(conn.name, obs.error, case.scenario))
+            continue
+        if not conn.outcomes:
+            continue
+        judgement = match.judge_connection(conn, obs, fixtures)
+        raws.append(judgement.verdict)
+        if judgement.verdict != "pass":
+            findings += [_describe(conn.name, f, case.scenario) for f in judgement.findings]
+        expected += [_describe(conn.name, e, case.scenario) for e in judgement.expected]
+        actual.append(_describe(conn.name, judgement.actual, case.scenario))
+    for order in case.order:
+        finding = match.judge_order(order, board.times)
+        if finding:
+            raws.append("fail")
+            findings.append(finding)
+    if "error" in raws:
+        verdict = "error"
+    else:
+        verdict = match.final_verdict(match.worst(raws or ["pass"]), case.level, options.strict)
+    died = server.exit_status() if server is not None else None
+    if died is not None:
+        verdict = "fail"
+        findings.append(f"the server process exited (status {died}) during this case; it was restarted")
+        server.restart()
+    elif case.liveness and verdict != "error":
+        alive = _liveness(target, fixtures, options.timeout_scale)
+        if alive:
+            verdict = "fail"
+            findings.append(alive)
+    sent = b"".join(o.sent for o in observations if o is not None)
+    received = b"".join(o.received for o in observations if o is not None)
+    return Result(
+        id=case.id,
+        title=case.title,
+        area=case.area,
+        level=case.level,
+        requirements=list(case.requirements),
+        verdict=verdict,
+        reason=findings[0] if findings else "",
+        expected=expected,
+        actual="; ".join(actual),
+        findings=findings,
+        duration=round(time.monotonic() - started, 3),
+        sent=escape.show(sent, SHOW_LIMIT),
+        received=escape.show(received, SHOW_LIMIT),
+        reproducer=_reproducer(case, target),
+        hint=case.hint,
+    )
+
+
+def _liveness(target: Target, fixtures, scale: float) -> str | None:
+    conn, _ = canary_request(fixtures)
+    obs = play(conn, target, EventBoard([conn.name]), scale)
+    judgement = match.judge_connection(conn, obs, fixtures)
+    if judgement.verdict == "pass":
+        return None
+    return (
+        f"after this case the server no longer answered a plain GET /{fixtures.canary_path} "
+        f"on a new connection ({obs.error or judgement.actual}): bad input must never stop a server"
+    )
+
+
+def _is_must_failure(result: Result) -> bool:
+    return result.verdict in ("fail", "error")
+
+
+def run_all(
+    cases: Iterable[Case],
+    target: Target,
+    fixtures,
+    options: Options,
+    server: Server | None = None,
+    progress: Callable[[Result, int, int], None] | None = None,
+) -> list[Result]:
+    """Run every case and return the results in the order of ``cases``.
+
+    Single-connection cases run ``options.jobs`` at a time; scenarios run one by one
+    afterwards with nothing beside them. With ``fail_fast`` no new case starts after
+    the first failure; the ones not run are left out of the results.
+    """
+    cases = list(cases)
+    total = len(cases)
+    results: dict[str, Result] = {}
+    stop = threading.Event()
+
+    def record(result: Result) -> None:
+        results[result.id] = result
+        if progress:
+            progress(result, len(results), total)
+        if options.fail_fast and _is_must_failure(result):
+            stop.set()
+
+    singles = [c for c in cases if not c.scenario]
+    scenarios = [c for c in cases if c.scenario]
+    jobs = max(1, options.jobs)
+    if jobs == 1:
+        for case in singles:
+            if stop.is_set():
+                break
+            record(run_case(case, target, fixtures, options, server))
+    else:
+        _run_parallel(singles, jobs, stop, record, lambda c: run_case(c, target, fixtures, options, server))
+    for case in scenarios:
+        if stop.is_set():
+            break
+        record(run_case(case, target, fixtures, options, server))
+    return [results[c.id] for c in cases if c.id in results]
+
+
+def _run_parallel(cases: list[Case], jobs: int, stop: threading.Event, record, work) -> None:
+    # At most `jobs` cases are in flight; new ones are submitted as old ones finish
+    # so that --fail-fast stops promptly.
+    pending: set[Future] = set()
+    queue = list(reversed(cases))
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case") as pool:
+        while queue or pending:
+            while queue and len(pending) < jobs and not stop.is_set():
+                pending.add(pool.submit(work, queue.pop()))
+            if not pending:
+                break
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                record(future.result())

@@ -1,0 +1,238 @@
+"""Plays one scripted connection over TCP and records what came back.
+
+This module and ``runner`` are the only places with sockets, threads and clocks.
+Everything here is bounded: every socket call has a timeout derived from the
+connection's deadline, every wait on another connection's events ends at that
+deadline, and what is read is capped in size.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from .model import Connection, Observation
+
+__all__ = ["Target", "EventBoard", "play", "MAX_KEEP"]
+
+# Bytes of a response kept for judging; past it only the count grows. Large enough
+# for the biggest fixture (8 MiB) with room to spare, small enough that 32 parallel
+# downloads stay well under a gigabyte.
+MAX_KEEP = 64 * 1024 * 1024
+
+# A gated reader shrinks its receive buffer so that a server which serves one client
+# at a time cannot finish a large file into socket buffers and look concurrent.
+GATED_RCVBUF = 64 * 1024
+
+RECV_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class EventBoard:
+    """Timestamps of the events the connections of one case publish.
+
+    Shared by the threads that play a scenario's connections; the condition guards
+    ``times`` and ``done``.
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        self.start = time.monotonic()
+        self.times: dict[str, float] = {}
+        self._done: set[str] = set()
+        self._cond = threading.Condition()
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def emit(self, name: str, event: str) -> None:
+        with self._cond:
+            self.times.setdefault(f"{name}.{event}", self.now())
+            if event == "done":
+                self._done.add(name)
+            self._cond.notify_all()
+
+    def _state(self, globs: tuple[str, ...]) -> str:
+        """'yes' when every glob is satisfied, 'never' when one cannot be any more."""
+        for glob in globs:
+            conn_glob, _, event = glob.rpartition(".")
+            matched = [n for n in self.names if fnmatch.fnmatchcase(n, conn_glob)]
+            if not matched:
+                return "never"
+            for name in matched:
+                if f"{name}.{event}" in self.times:
+                    continue
+                return "never" if name in self._done else "no"
+        return "yes"
+
+    def wait(self, globs: tuple[str, ...], deadline: float) -> bool:
+        """Wait until every glob is satisfied or the monotonic ``deadline`` passes."""
+        if not globs:
+            return True
+        with self._cond:
+            while True:
+                state = self._state(globs)
+                if state != "no":
+                    return state == "yes"
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+
+
+def _connect(target: Target, timeout: float, rcvbuf: int | None) -> socket.socket:
+    last: OSError | None = None
+    for family, kind, proto, _, addr in socket.getaddrinfo(
+        target.host, target.port, type=socket.SOCK_STREAM
+    ):
+        sock = socket.socket(family, kind, proto)
+        try:
+            if rcvbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(addr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last or OSError(f"cannot resolve {target.host}")
+
+
+def _send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, deadline: float) -> None:
+    step = chunk if chunk > 0 else max(len(payload), 1)
+    for offset in range(0, len(payload), step):
+        if offset and pause:
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        sock.sendall(payload[offset : offset + step])
+
+
+def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0) -> Observation:
+    """Connect, send ``conn``'s parts, read the answer; never raises on network errors.
+
+    Args:
+        conn: the scripted connection.
+        target: where to connect.
+        board: publishes this connection's events and serves its waits.
+        scale: multiplies every timeout (``--timeout-scale``).
+
+    Returns:
+        The observation: bytes sent and received, how reading ended, event times.
+    """
+    obs = Observation(name=conn.name)
+    limit = conn.timeout * scale
+    try:
+        if not board.wait(conn.start_after, time.monotonic() + limit):
+            board.emit(conn.name, "wait_timeout")
+        deadline = time.monotonic() + limit
+        try:
+            sock = _connect(target, limit, GATED_RCVBUF if conn.read_gate else None)
+        except ConnectionRefusedError as exc:
+            obs.end, obs.error = "refused", f"connection refused by {target} ({exc.strerror})"
+            return obs
+        except socket.timeout:
+            obs.end, obs.error = "error", f"connecting to {target} timed out after {limit:.1f} s"
+            return obs
+        except OSError as exc:
+            obs.end, obs.error = "error", f"cannot connect to {target}: {exc}"
+            return obs
+        with sock:
+            board.emit(conn.name, "connected")
+            if _send(conn, sock, obs, board, deadline) and conn.read != 0:
+                _receive(conn, sock, obs, board, deadline)
+            elif conn.read == 0:
+                obs.end = "limit"
+    finally:
+        board.emit(conn.name, "done")
+        obs.events = {k: v for k, v in board.times.items() if k.startswith(conn.name + ".")}
+    return obs
+
+
+def _send(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard, deadline: float) -> bool:
+    """Send every part; False when the server closed on us while we were sending."""
+    sent = bytearray()
+    try:
+        for number, part in enumerate(conn.parts, start=1):
+            if part.wait_for and not board.wait(part.wait_for, deadline):
+                board.emit(conn.name, "wait_timeout")
+            if part.pause_ms:
+                time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
+            payload = part.payload
+            _send_part(sock, payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
+            sent += payload
+            board.emit(conn.name, f"part-{number}")
+        board.emit(conn.name, "sent")
+        if conn.half_close:
+            sock.shutdown(socket.SHUT_WR)
+        return True
+    except socket.timeout:
+        obs.error = f"sending timed out after {len(sent)} bytes (the server stopped reading)"
+        return True
+    except OSError as exc:
+        # The server may legitimately answer and close before we finish sending
+        # (an early 400 or 414): what it sent is still worth reading.
+        obs.error = f"the server closed the connection after {len(sent)} request bytes ({_errname(exc)})"
+        return True
+    finally:
+        obs.sent = bytes(sent)
+
+
+def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard, deadline: float) -> None:
+    received = bytearray()
+    total = 0
+    gated = bool(conn.read_gate)
+    want = conn.read
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                obs.end = "timeout"
+                break
+            sock.settimeout(remaining)
+            size = RECV_SIZE if want is None else min(RECV_SIZE, want - total)
+            chunk = sock.recv(size)
+            if not chunk:
+                obs.end = "closed"
+                board.emit(conn.name, "complete")
+                break
+            if total == 0:
+                board.emit(conn.name, "first_byte")
+            total += len(chunk)
+            if len(received) < MAX_KEEP:
+                received += chunk[: MAX_KEEP - len(received)]
+            if want is not None and total >= want:
+                obs.end = "limit"
+                break
+            if gated:
+                gated = False
+                if not board.wait(conn.read_gate, deadline):
+                    board.emit(conn.name, "wait_timeout")
+    except socket.timeout:
+        obs.end = "timeout"
+    except ConnectionResetError:
+        obs.end = "reset"
+        board.emit(conn.name, "complete")
+    except OSError as exc:
+        obs.end, obs.error = "error", f"reading failed: {_errname(exc)}"
+    obs.received = bytes(received)
+    obs.received_total = total
+
+
+def _errname(exc: OSError) -> str:
+    if exc.errno in errno.errorcode:
+        return f"{errno.errorcode[exc.errno]}: {exc.strerror}"
+    return str(exc)

@@ -1,0 +1,1202 @@
+#!/usr/bin/env python3
+"""A threaded HTTP/1.0 static file server: the model answer to the lab.
+
+    python reference/server.py PORT [--root DIR] [--bind ADDR] [--mode pool|spawn]
+                                    [--max-connections N] [--timeout SECONDS]
+                                    [--quiet] [--no-server-header] [--listing]
+
+It serves the files under DIR (default: the current directory) to one client per
+thread, answers each request once and closes the connection, as RFC 1945 describes.
+Standard library only; Python 3.10 or newer.
+
+How the file reads, top to bottom:
+
+1. Configuration: every limit and timeout in one frozen ``Config``, each default
+   with its unit and the reason for it. The same table feeds the command line.
+2. Parsing: pure functions, bytes in, a ``Request`` out, or a ``ProtocolError``
+   that carries the status it implies. No sockets: tests feed them bytes.
+3. Paths: percent-decoded URL path -> normalised segments (pure) -> a file inside
+   the root, after resolving symlinks (touches the file system, never a socket).
+4. Dates: the three date forms of RFC 1945 section 3.3, parsed and formatted.
+5. Responses: a table maps each method to a handler that returns a ``Response``.
+6. Connections: the socket code, run by one thread per connection.
+7. Accepting: the two ways to give each connection its own thread (``pool`` and
+   ``spawn``), with a cap on live connections; past it a client gets 503.
+8. The command line and signals (main thread).
+
+Choices where RFC 1945 leaves room, or where this server is stricter:
+
+- Replies are always ``HTTP/1.0``, also to ``HTTP/1.1`` requests (the highest
+  version this server implements). ``HTTP/01.00`` is 1.0 (leading zeros ignored);
+  ``http/1.0`` is accepted (RFC 1945 literals are case-insensitive). A major
+  version other than 1 gets 505 (an HTTP/1.1 code; RFC 1945 has none for it), so
+  the client learns the version is the problem and not its syntax.
+- Over a limit: 414 for a long request line, 431 for too many or too large
+  header fields, 413 for a body over ``max_body``. These are later codes, sent
+  with an HTTP/1.0 status line; a 1.0 client reads them as "4xx client error".
+- A header line without a colon, or with whitespace before the colon, is 400
+  (RFC 7230 rejects both; tolerating ``Name : value`` invites request smuggling).
+- ``GET file.txt`` (no leading slash, the lab's form) is served as ``/file.txt``.
+  An ``http://`` absoluteURI is served by its path; any other scheme is 400.
+- If-Modified-Since applies to HEAD as to GET (304): RFC 1945 section 8.2 says a
+  HEAD should ignore it, but section 8.2 also wants HEAD's headers identical to
+  GET's, and RFC 7232 and every server we measured answer 304.
+- Paths refused for safety get 403: ``..`` that would leave the root, a backslash,
+  a dot file (``.git/``, ``.htaccess``), a symlink that resolves outside the root.
+  The server's own source is served if it lies in the root (the lab serves its
+  working directory); run it with ``--root`` elsewhere to avoid that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import dataclasses
+import errno
+import html
+import mimetypes
+import os
+import re
+import signal
+import socket
+import stat
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import BinaryIO, Callable
+
+__all__ = [
+    "Config",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "parse_request",
+    "body_length",
+    "split_target",
+    "normalise_path",
+    "resolve_path",
+    "parse_http_date",
+    "format_http_date",
+    "handle",
+    "Server",
+    "main",
+]
+
+SERVER_NAME = "http10-reference/1.0"
+
+
+# --------------------------------------------------------------------------------------
+# 1. Configuration
+# --------------------------------------------------------------------------------------
+
+
+def _opt(default, flag: str | None, help: str, **argparse_kwargs):
+    """A Config field that may also be a command-line option (flag=None: it is not)."""
+    return field(default=default, metadata={"flag": flag, "help": help, **argparse_kwargs})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server can be told, with the reason for each default."""
+
+    # Where to listen and what to serve.
+    port: int = _opt(0, None, "TCP port; 0 picks a free one (the startup line says which)")
+    root: str = _opt(".", "--root", "folder to serve (default: the current directory)")
+    bind: str = _opt(
+        "127.0.0.1", "--bind",
+        "address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every host)")
+    listing: bool = _opt(False, "--listing", "list folders that have no index.html (default: 403)",
+                         action="store_true")
+    server_header: bool = _opt(True, "--no-server-header", "send no Server header",
+                               action="store_false")
+    quiet: bool = _opt(False, "--quiet", "no access log on stderr", action="store_true")
+
+    # Concurrency.
+    mode: str = _opt(
+        "pool", "--mode",
+        "pool: up to max-connections threads that each wait in accept() and serve one "
+        "client at a time; spawn: a new thread per accepted connection (the lab's form)",
+        choices=("pool", "spawn"))
+    # 1024: well above a class's load and `ab -c 128`; each idle thread costs little
+    # memory, and the kernel's thread limit (pid_max, typically 32768) is far away.
+    max_connections: int = _opt(1024, "--max-connections",
+                                "live connections served at once; past it a client gets 503")
+    # Python's socketserver listens with 5: a burst of 16 connects then loses SYNs and
+    # waits 1 to 7 s for the retries. The kernel caps this at net.core.somaxconn.
+    backlog: int = _opt(1024, None, "listen() backlog, in connections")
+    # pool mode: threads kept waiting in accept() between bursts, so a burst does not
+    # have to start threads first; more idle than this and a finishing thread exits.
+    pool_spare: int = _opt(16, None, "idle accept threads kept in pool mode")
+    # Threads that write a 503 past the cap, so the accept loop never waits on a client.
+    # Past this many as well, the 503 is sent without waiting, or not at all.
+    max_rejecting: int = _opt(64, None, "threads writing 503 responses at once")
+
+    # Request limits, in bytes unless said otherwise.
+    # 8 KiB: nginx's default buffer; any URL a browser or the lab sends is far shorter.
+    max_request_line: int = _opt(8192, None, "request line, bytes (414 past it)")
+    # 64 KiB and 100 fields: the limits of Python's http.client; plenty for any client.
+    max_header_bytes: int = _opt(65536, None, "header block, bytes (431 past it)")
+    max_header_fields: int = _opt(100, None, "header fields (431 past it)")
+    # POST bodies are read only to be thrown away (a static server has nothing to post
+    # to), so 1 MiB is generous; reading in 64 KiB pieces, never all at once.
+    max_body: int = _opt(1 << 20, None, "request body, bytes (413 past it)")
+
+    # Time limits, in seconds.
+    # 10 s: a person typing a request by hand in telnet is slower, but a slow or stalled
+    # client holds a thread, so this is also how long a slowloris client can hold one.
+    timeout: float = _opt(10.0, "--timeout",
+                          "seconds a client may take to send its request, and that a send "
+                          "may stall, before the connection is dropped (408 if it sent part)")
+    # After the response: how long to read and discard what the client still sends
+    # before closing, so that our close does not become a TCP reset that destroys the
+    # response still on its way (RFC 1945 section 9.4's note). At most linger_bytes.
+    linger: float = _opt(2.0, None, "seconds to drain a client's input before closing")
+    linger_bytes: int = _opt(16 << 20, None, "bytes drained at most before closing")
+    # SIGINT/SIGTERM: how long the responses in flight get to finish.
+    grace: float = _opt(10.0, "--grace", "seconds in-flight responses get to finish on SIGTERM")
+
+    # Files up to this size are read and sent with the header block in one write (one
+    # system call, and no wait between two small packets); larger ones are streamed
+    # with sendfile, zero copy, so memory stays flat whatever the file size.
+    small_file: int = _opt(65536, None, "files up to this size go out in one write, bytes")
+
+    def __post_init__(self):
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is out of range (0 to 65535)")
+        for name in ("max_connections", "backlog", "max_request_line", "max_header_bytes",
+                     "max_header_fields", "max_rejecting"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name.replace('_', '-')} must be at least 1")
+        for name in ("timeout", "grace", "linger"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be a positive number of seconds")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+# --------------------------------------------------------------------------------------
+# 2. Values and the error every parser raises
+# --------------------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """The request cannot be served; the client's fault unless status >= 500.
+
+    Attributes:
+        status: the HTTP status code the error implies (400, 403, 404, 413, ...).
+        message: one short sentence for the error page, safe to show the client.
+    """
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed request head.
+
+    ``version`` is None for an HTTP/0.9 Simple-Request (``GET /path`` CRLF), which
+    gets a Simple-Response: the body only. ``headers`` holds (lower-case name, value)
+    pairs in order. ``path`` is the percent-decoded path of the Request-URI, as
+    bytes (file names are bytes on POSIX), without query or fragment, not yet
+    normalised. ``head_length`` is how many bytes of the input the head used.
+    """
+
+    method: str
+    target: str
+    version: tuple[int, int] | None
+    headers: tuple[tuple[str, str], ...]
+    path: bytes
+    host: str | None
+    head_length: int
+
+    def header(self, name: str) -> str | None:
+        """The last value of header ``name`` (any case), or None."""
+        name = name.lower()
+        for key, value in reversed(self.headers):
+            if key == name:
+                return value
+        return None
+
+    def header_values(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self.headers if key == name]
+
+
+@dataclass
+class Response:
+    """What to send: a status, headers, and a body held in memory or an open file.
+
+    ``send_body`` is False for HEAD and 304: the headers still describe the body
+    a GET would get. Date, Server and Connection are added when it is written.
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    file: BinaryIO | None = None
+    file_length: int = 0
+    send_body: bool = True
+
+    @property
+    def body_length(self) -> int:
+        return len(self.body) + self.file_length
+
+
+REASONS = {
+    200: "OK", 301: "Moved Permanently", 304: "Not Modified",
+    400: "Bad Request", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
+    413: "Payload Too Large", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+# --------------------------------------------------------------------------------------
+# 3. Parsing requests (pure: bytes in, Request or ProtocolError out)
+# --------------------------------------------------------------------------------------
+
+# RFC 1945 section 2.2: token = 1*<any CHAR except CTLs or tspecials>.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Section 3.1: HTTP-Version = "HTTP" "/" 1*DIGIT "." 1*DIGIT; section 2.1 makes quoted
+# literals case-insensitive, so "http/1.0" is valid (RFC 7230 later made it exact).
+_VERSION = re.compile(rb"HTTP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
+# Appendix B: any amount of SP or HT between the request-line fields.
+_FIELD_SEPARATOR = re.compile(rb"[ \t]+")
+# Section 3.2.1: CTLs may appear in a URI only %-escaped.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+# Appendix B: a bare LF ends a line; so the head ends at LF, optional CR, LF.
+_HEAD_END = re.compile(rb"\n\r?\n")
+_LEADING_EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def parse_request(data: bytes, config: Config = Config()) -> Request | None:
+    """Parse the head of a request from the bytes received so far.
+
+    Args:
+        data: everything the client has sent, however it was split into packets.
+        config: the limits to enforce.
+
+    Returns:
+        A Request once the head is complete (the empty line of a Full-Request, the
+        end of the line of a Simple-Request), or None when more bytes are needed.
+        Bytes after the head (a body, or garbage) are left alone.
+
+    Raises:
+        ProtocolError: 400 malformed, 414 request line too long, 431 header block
+        too large, 505 unsupported major version.
+    """
+    # Leading empty lines are skipped (RFC 2616 section 4.1; RFC 1945 is silent).
+    start = _LEADING_EMPTY_LINES.match(data).end()
+    if start > config.max_header_bytes:
+        raise ProtocolError(400, "Too many empty lines before the request line.")
+    line_end = data.find(b"\n", start)
+    if line_end < 0:
+        if len(data) - start > config.max_request_line:
+            raise ProtocolError(414, "The request line is too long.")
+        return None
+    line = data[start:line_end]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if len(line) > config.max_request_line:
+        raise ProtocolError(414, "The request line is too long.")
+    method, target, version = _parse_request_line(line)
+
+    if version is None:  # HTTP/0.9 Simple-Request: complete at the end of its line
+        return _make_request(method, target, None, (), line_end + 1)
+
+    head_end = _HEAD_END.search(data, line_end)
+    if head_end is None:
+        pending = data[line_end + 1:]
+        if len(pending) > config.max_header_bytes:
+            raise ProtocolError(431, "The header block is too large.")
+        if pending.count(b"\n") > config.max_header_fields + 1:
+            raise ProtocolError(431, "There are too many header fields.")
+        return None
+    block = data[line_end + 1:head_end.start()]
+    if len(block) > config.max_header_bytes:
+        raise ProtocolError(431, "The header block is too large.")
+    headers = _parse_headers(block, config)
+    return _make_request(method, target, version, headers, head_end.end())
+
+
+def _parse_request_line(line: bytes) -> tuple[str, str, tuple[int, int] | None]:
+    """Method, Request-URI and version (None for HTTP/0.9) of one request line."""
+    if b"\r" in line or b"\0" in line:
+        raise ProtocolError(400, "The request line contains a CR or NUL byte.")
+    words = _FIELD_SEPARATOR.split(line.strip(b" \t"))
+    if len(words) not in (2, 3):
+        raise ProtocolError(400, "A request line is METHOD SP URI SP HTTP/1.0 (or METHOD SP URI "
+                                 "for HTTP/0.9); a space inside the URI must be sent as %20.")
+    method, target = words[0], words[1]
+    if not _TOKEN.fullmatch(method):
+        raise ProtocolError(400, "The method is not a token.")
+    if _CONTROL.search(target):
+        raise ProtocolError(400, "The Request-URI contains a control character.")
+    if len(words) == 2:
+        # Section 4.1: a Simple-Request has no headers and only the GET method.
+        if method != b"GET":
+            raise ProtocolError(400, "An HTTP/0.9 request (no version) must be a GET.")
+        return method.decode("ascii"), target.decode("latin-1"), None
+    match = _VERSION.fullmatch(words[2])
+    if not match:
+        raise ProtocolError(400, "The version is not HTTP/<digits>.<digits>.")
+    version = (_decimal(match[1]), _decimal(match[2]))
+    if version[0] != 1:
+        raise ProtocolError(505, "This server speaks HTTP/1.0 (and HTTP/0.9 Simple-Requests).")
+    return method.decode("ascii"), target.decode("latin-1"), version
+
+
+def _decimal(digits: bytes) -> int:
+    """An integer from ASCII digits, leading zeros ignored (section 3.1).
+
+    A number too long for int() (Python caps conversions at 4300 digits) is only
+    ever a version or a length far past any limit, so it becomes a large sentinel.
+    """
+    digits = digits.lstrip(b"0")
+    return int(digits or b"0") if len(digits) <= 18 else 10**18
+
+
+def _parse_headers(block: bytes, config: Config) -> tuple[tuple[str, str], ...]:
+    """(lower-case name, value) pairs of a header block, continuation lines joined."""
+    headers: list[list[str]] = []
+    for raw in block.split(b"\n") if block else ():
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        if b"\r" in line or b"\0" in line:
+            raise ProtocolError(400, "A header line contains a CR or NUL byte.")
+        if line[:1] in (b" ", b"\t"):
+            # Section 2.2: a line that starts with SP or HT continues the previous field.
+            if not headers:
+                raise ProtocolError(400, "A continuation line comes before any header field.")
+            headers[-1][1] = (headers[-1][1] + " " + line.strip(b" \t").decode("latin-1")).strip()
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise ProtocolError(400, "A header line is not Name: value.")
+        headers.append([name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")])
+        if len(headers) > config.max_header_fields:
+            raise ProtocolError(431, "There are too many header fields.")
+    return tuple((name, value) for name, value in headers)
+
+
+def _make_request(method, target, version, headers, head_length) -> Request:
+    path, authority = split_target(target)
+    host = authority
+    if host is None:
+        for name, value in headers:
+            if name == "host":
+                host = value
+    return Request(method, target, version, headers, path, host, head_length)
+
+
+def split_target(target: str) -> tuple[bytes, str | None]:
+    """The percent-decoded path and the authority (or None) of a Request-URI.
+
+    Accepts abs_path (``/a/b``), an ``http://host[:port]/a/b`` absoluteURI, and the
+    lab's form without a leading slash (``a/b`` means ``/a/b``). Query and fragment
+    are dropped: they never change which static file is meant.
+
+    Raises:
+        ProtocolError: 400 for ``*``, another scheme, or a malformed %-escape.
+    """
+    if target == "*":
+        raise ProtocolError(400, "The * Request-URI does not exist in HTTP/1.0.")
+    authority = None
+    scheme = _SCHEME.match(target)
+    if scheme:
+        rest = target[scheme.end():]
+        if scheme[1].lower() != "http" or not rest.startswith("//"):
+            raise ProtocolError(400, "Only http:// absolute URIs are served.")
+        authority, slash, path = rest[2:].partition("/")
+        for mark in "?#":
+            authority = authority.partition(mark)[0]
+        target = slash + path if slash else "/"
+    target = target.partition("#")[0].partition("?")[0]
+    if not target.startswith("/"):
+        target = "/" + target
+    raw = target.encode("latin-1")
+    if _BAD_ESCAPE.search(raw):
+        raise ProtocolError(400, "A % in the URI is not followed by two hex digits.")
+    return urllib.parse.unquote_to_bytes(raw), authority
+
+
+def body_length(request: Request, config: Config = Config()) -> int:
+    """How many body bytes follow the head (Content-Length, section 7.2.2).
+
+    Raises:
+        ProtocolError: 400 for a POST without a valid Content-Length, for a
+        malformed or conflicting Content-Length, and for Transfer-Encoding (HTTP/1.0
+        has none: a body it frames cannot be found); 413 past config.max_body.
+    """
+    if request.header("transfer-encoding") is not None:
+        raise ProtocolError(400, "HTTP/1.0 has no Transfer-Encoding; send Content-Length.")
+    values = {value.strip() for value in request.header_values("content-length")}
+    if not values:
+        if request.method == "POST":
+            raise ProtocolError(400, "A POST needs a valid Content-Length.")
+        return 0
+    if len(values) > 1:
+        raise ProtocolError(400, "Conflicting Content-Length headers.")
+    value = values.pop()
+    if not value.isascii() or not value.isdigit():
+        raise ProtocolError(400, "Content-Length is not a number of bytes.")
+    length = _decimal(value.encode("ascii"))
+    if length > config.max_body:
+        raise ProtocolError(413, f"The body is larger than this server accepts "
+                                 f"({config.max_body} bytes).")
+    return length
+
+
+# --------------------------------------------------------------------------------------
+# 4. Paths: confine every request to the root
+# --------------------------------------------------------------------------------------
+
+
+def normalise_path(path: bytes) -> tuple[list[bytes], bool]:
+    """The segments of a decoded URL path, with ``.`` and ``..`` applied (pure).
+
+    Returns:
+        (segments, trailing_slash): ``/dir/../a/`` gives ([b"a"], True).
+
+    Raises:
+        ProtocolError: 400 for a NUL byte; 403 for a backslash (a separator on
+        Windows), a dot file or folder, and a ``..`` that would leave the root.
+    """
+    if b"\0" in path:
+        raise ProtocolError(400, "The path contains a NUL byte.")
+    if b"\\" in path:
+        raise ProtocolError(403, "Backslashes are not allowed in paths.")
+    segments: list[bytes] = []
+    parts = path.split(b"/")
+    for part in parts:
+        if part in (b"", b"."):
+            continue
+        if part == b"..":
+            if not segments:
+                raise ProtocolError(403, "The path leads outside the document root.")
+            segments.pop()
+        elif part.startswith(b"."):
+            raise ProtocolError(403, "Dot files are not served.")
+        else:
+            segments.append(part)
+    trailing_slash = parts[-1] in (b"", b".", b"..")
+    return segments, trailing_slash
+
+
+def resolve_path(root: bytes, path: bytes) -> tuple[bytes, bool]:
+    """The real path a URL path names, checked to lie inside ``root``.
+
+    Args:
+        root: the real (symlink-free, absolute) path of the document root.
+        path: the percent-decoded URL path.
+
+    Returns:
+        (real path, trailing slash). The path need not exist; if it does, every
+        symlink in it has been followed and the result is still inside the root.
+
+    Raises:
+        ProtocolError: as normalise_path, and 403 when a symlink leads outside.
+    """
+    segments, trailing_slash = normalise_path(path)
+    real = os.path.realpath(os.path.join(root, *segments))
+    if not _inside(root, real):
+        raise ProtocolError(403, "The path leads outside the document root.")
+    if any(part.startswith(b".") for part in real[len(root):].split(os.sep.encode())):
+        raise ProtocolError(403, "Dot files are not served.")  # reached through a symlink
+    return real, trailing_slash
+
+
+def _inside(root: bytes, real: bytes) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep.encode()) + os.sep.encode())
+
+
+# --------------------------------------------------------------------------------------
+# 5. Dates (RFC 1945 section 3.3)
+# --------------------------------------------------------------------------------------
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
+_DATE_FORMS = (
+    # RFC 1123, the preferred form: Sun, 06 Nov 1994 08:49:37 GMT
+    re.compile(r"[a-z]{3}, (?P<day>\d\d?) (?P<month>[a-z]{3}) (?P<year>\d{4}) " + _TIME
+               + " gmt", re.IGNORECASE),
+    # RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+    re.compile(r"[a-z]{6,9}, (?P<day>\d\d)-(?P<month>[a-z]{3})-(?P<year>\d\d(?:\d\d)?) "
+               + _TIME + " gmt", re.IGNORECASE),
+    # asctime, read as GMT: Sun Nov  6 08:49:37 1994
+    re.compile(r"[a-z]{3} (?P<month>[a-z]{3}) (?P<day>[ \d]\d) " + _TIME + r" (?P<year>\d{4})",
+               re.IGNORECASE),
+)
+
+
+def parse_http_date(text: str) -> int | None:
+    """Seconds since the epoch of an HTTP-date in any of the three forms, or None.
+
+    A two-digit RFC 850 year is 19yy from 70 up, else 20yy. Whitespace around the
+    value is ignored, and so is an old Netscape ``; length=N`` suffix. An impossible
+    date (31 Feb) is None, like any other text that is not a date.
+    """
+    text = text.partition(";")[0].strip()
+    for form in _DATE_FORMS:
+        match = form.fullmatch(text)
+        if not match:
+            continue
+        year = int(match["year"])
+        if len(match["year"]) == 2:
+            year += 1900 if year >= 70 else 2000
+        month = _MONTHS.get(match["month"].lower())
+        try:
+            moment = datetime(year, month or 0, int(match["day"]), int(match["hour"]),
+                              int(match["minute"]), int(match["second"]), tzinfo=timezone.utc)
+        except ValueError:
+            return None
+        return calendar.timegm(moment.utctimetuple())
+    return None
+
+
+def format_http_date(seconds: float) -> str:
+    """RFC 1123 form, the one RFC 1945 prefers: ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    moment = time.gmtime(seconds)
+    weekday = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[moment.tm_wday]
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")[moment.tm_mon - 1]
+    return (f"{weekday}, {moment.tm_mday:02d} {month} {moment.tm_year:04d} "
+            f"{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d} GMT")
+
+
+# --------------------------------------------------------------------------------------
+# 6. Responses: method table and handlers (file system, no sockets)
+# --------------------------------------------------------------------------------------
+
+# Only the built-in table, never /etc/mime.types, so every machine answers alike.
+_MIME = mimetypes.MimeTypes()
+_VALID_HOST = re.compile(r"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler needs besides the request: the root, the settings, the time
+    (one clock reading per response, so Last-Modified never passes Date), and the
+    origin to build absolute URLs with when the client sent no usable Host."""
+
+    root: bytes
+    config: Config
+    now: float
+    origin: str
+
+
+def handle(request: Request, context: Context) -> Response:
+    """Dispatch on the method (case-sensitive, section 5.1.1); 501 if unknown."""
+    handler = METHODS.get(request.method, _not_implemented)
+    return handler(request, context)
+
+
+def _get(request: Request, context: Context) -> Response:
+    return _serve_resource(request, context, send_body=True)
+
+
+def _head(request: Request, context: Context) -> Response:
+    # Section 8.2: the same headers as GET, and never a body.
+    return _serve_resource(request, context, send_body=False)
+
+
+def _post(request: Request, context: Context) -> Response:
+    # The body was read (and thrown away) by the connection code before this.
+    return error_response(501, "POST is not implemented: this server only serves files.")
+
+
+def _not_implemented(request: Request, context: Context) -> Response:
+    return error_response(501, "This server implements GET, HEAD and POST (methods are "
+                               "case-sensitive).")
+
+
+METHODS: dict[str, Callable[[Request, Context], Response]] = {
+    "GET": _get,
+    "HEAD": _head,
+    "POST": _post,
+}
+
+
+def _serve_resource(request: Request, context: Context, send_body: bool) -> Response:
+    real, trailing_slash = resolve_path(context.root, request.path)
+    try:
+        info = os.stat(real)
+    except PermissionError:
+        raise ProtocolError(403, "Permission denied.") from None
+    except (OSError, ValueError):
+        raise ProtocolError(404, "Nothing matches the Request-URI.") from None
+    if stat.S_ISDIR(info.st_mode):
+        if not trailing_slash:
+            return _redirect_to_folder(request, context, send_body)
+        index = os.path.realpath(os.path.join(real, b"index.html"))
+        if os.path.isfile(index) and _inside(context.root, index):
+            real = index
+        elif context.config.listing:
+            return _listing(request, real, send_body)
+        else:
+            raise ProtocolError(403, "This folder has no index.html, and listing is off.")
+    elif trailing_slash:
+        raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
+    return _file_response(real, request, context, send_body)
+
+
+def _file_response(real: bytes, request: Request, context: Context, send_body: bool) -> Response:
+    # O_NOFOLLOW: the checked path has no symlink left, so a symlink swapped in since
+    # is refused. O_NONBLOCK: opening a FIFO must not hang the thread.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
+        | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(real, flags)
+    except PermissionError:
+        raise ProtocolError(403, "The file is not readable.") from None
+    except OSError:
+        raise ProtocolError(404, "Nothing matches the Request-URI.") from None
+    file = open(fd, "rb", buffering=0)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ProtocolError(403, "Only regular files are served.")
+        # Section 10.10: Last-Modified never later than the Date of the response.
+        modified = min(int(info.st_mtime), int(context.now))
+        headers = [("Content-Type", _content_type(real)),
+                   ("Content-Length", str(info.st_size)),
+                   ("Last-Modified", format_http_date(modified))]
+        if _not_modified_since(request, modified, context.now):
+            file.close()
+            return Response(304, [headers[2]], send_body=False)
+        if not send_body:
+            file.close()
+            return Response(200, headers, file_length=info.st_size, send_body=False)
+        if info.st_size <= context.config.small_file:
+            body = file.read(info.st_size)
+            file.close()
+            headers[1] = ("Content-Length", str(len(body)))
+            return Response(200, headers, body=body)
+        return Response(200, headers, file=file, file_length=info.st_size)
+    except BaseException:
+        file.close()
+        raise
+
+
+def _not_modified_since(request: Request, modified: int, now: float) -> bool:
+    """Section 10.9: 304 if the file has not changed since a valid, past date."""
+    value = request.header("if-modified-since")
+    if value is None:
+        return False
+    since = parse_http_date(value)
+    # An unparseable date, or one later than now, is invalid: a normal GET.
+    return since is not None and since <= now and modified <= since
+
+
+def _content_type(real: bytes) -> str:
+    kind, encoding = _MIME.guess_type(os.fsdecode(os.path.basename(real)), strict=False)
+    # x.tar.gz guesses (tar, gzip): we do not send Content-Encoding, so say bytes.
+    return kind if kind and not encoding else "application/octet-stream"
+
+
+def _redirect_to_folder(request: Request, context: Context, send_body: bool) -> Response:
+    # Section 9.3 and 10.11: 301 with the absolute URL in Location, and a short note
+    # with a link in the body. The Host the client sent if it is a plain host[:port],
+    # else the address the client connected to.
+    host = request.host if request.host and _VALID_HOST.fullmatch(request.host) else None
+    origin = f"http://{host}" if host else context.origin
+    segments, _ = normalise_path(request.path)
+    location = origin + urllib.parse.quote(b"/" + b"/".join(segments) + b"/")
+    link = html.escape(location, quote=True)
+    response = error_response(301, f'This folder is at <a href="{link}">{link}</a>.',
+                              escape=False)
+    response.headers.append(("Location", location))
+    response.send_body = send_body
+    return response
+
+
+def _listing(request: Request, real: bytes, send_body: bool) -> Response:
+    names = sorted(name for name in os.listdir(real) if not name.startswith(b"."))
+    items = []
+    for name in names:
+        slash = b"/" if os.path.isdir(os.path.join(real, name)) else b""
+        text = html.escape(os.fsdecode(name + slash))
+        items.append(f'<li><a href="{urllib.parse.quote(name + slash)}">{text}</a></li>')
+    title = html.escape(os.fsdecode(request.path))
+    body = (f"<!DOCTYPE html>\n<html><head><title>Index of {title}</title></head><body>\n"
+            f"<h1>Index of {title}</h1>\n<ul>\n" + "\n".join(items) + "\n</ul>\n</body></html>\n")
+    body_bytes = body.encode("utf-8", "surrogateescape")
+    return Response(200, [("Content-Type", "text/html; charset=utf-8"),
+                          ("Content-Length", str(len(body_bytes)))],
+                    body=body_bytes, send_body=send_body)
+
+
+def error_response(status: int, message: str, escape: bool = True) -> Response:
+    """A response with a short HTML page that says what went wrong (section 9.4)."""
+    title = f"{status} {REASONS.get(status, 'Error')}"
+    text = html.escape(message) if escape else message
+    body = (f"<!DOCTYPE html>\n<html><head><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><p>{text}</p></body></html>\n").encode("utf-8")
+    return Response(status, [("Content-Type", "text/html"),
+                             ("Content-Length", str(len(body)))], body=body)
+
+
+def format_head(response: Response, now: float, server_header: bool) -> bytes:
+    """Status line and header block, every line ending in CRLF (section 2.2)."""
+    lines = [f"HTTP/1.0 {response.status} {REASONS.get(response.status, 'Unknown')}",
+             f"Date: {format_http_date(now)}"]
+    if server_header:
+        lines.append(f"Server: {SERVER_NAME}")
+    lines += [f"{name}: {value}" for name, value in response.headers]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# --------------------------------------------------------------------------------------
+# 7. Connections (socket code; runs in the thread that owns the connection)
+# --------------------------------------------------------------------------------------
+
+
+class _Silent(Exception):
+    """The client closed, or timed out, without sending a byte: nothing to answer."""
+
+
+class Server:
+    """The listening socket, the accept threads and the count of live connections.
+
+    Create it with ``Server.listen(config)``, then ``start()``; ``stop()`` stops
+    accepting and waits (at most ``config.grace`` seconds) for the connections in
+    flight. ``address`` is the (host, port) actually bound.
+    """
+
+    def __init__(self, config: Config, listener: socket.socket, root: bytes, log=sys.stderr):
+        self.config = config
+        self.listener = listener
+        self.root = root
+        self.address = listener.getsockname()[:2]
+        self._log_file = log
+        self._log_lock = threading.Lock()      # guards writes to the access log
+        self._count_lock = threading.Lock()    # guards _live, _idle, _threads, _stopping
+        self._quiet = threading.Condition(self._count_lock)  # notified when _live hits 0
+        self._live = 0        # connections being served
+        self._idle = 0        # pool mode: threads waiting in accept()
+        self._threads = 0     # pool mode: accept threads alive
+        self._stopping = False
+        self._rejecting = threading.BoundedSemaphore(config.max_rejecting)
+
+    @classmethod
+    def listen(cls, config: Config, log=sys.stderr) -> Server:
+        """Bind and listen as config says. Raises OSError (port in use, bad address)."""
+        root = os.path.realpath(os.fsencode(config.root))
+        if not os.path.isdir(root):
+            raise NotADirectoryError(f"the root {config.root!r} is not a folder")
+        family, kind, proto, _, address = socket.getaddrinfo(
+            config.bind, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        listener = socket.socket(family, kind, proto)
+        try:
+            if os.name != "nt":  # restart at once after a stop (TIME_WAIT); not on Windows,
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # where it
+            listener.bind(address)                                            # means steal
+            listener.listen(config.backlog)
+        except BaseException:
+            listener.close()
+            raise
+        return cls(config, listener, root, log)
+
+    # -- one connection, start to end (connection thread) --------------------------------
+
+    def serve_connection(self, conn: socket.socket, peer) -> None:
+        """Read one request, answer it, close; never raises."""
+        config = self.config
+        deadline = time.monotonic() + config.timeout
+        received = bytearray()
+        request = None
+        response = None
+        sent = 0
+        try:
+            try:
+                request, rest = self._read_request(conn, deadline, received)
+                self._read_body(conn, request, rest, deadline)
+                response = handle(request, self._context(conn))
+            except ProtocolError as error:
+                response = error_response(error.status, error.message)
+                if request is not None and request.method == "HEAD":
+                    response.send_body = False
+            simple = request is not None and request.version is None
+            sent = self._write(conn, response, simple)
+        except _Silent:
+            pass
+        except OSError:
+            pass  # the client went away (reset, broken pipe, send timeout): only its loss
+        except Exception:
+            # A bug, never the client's doing: say so on stderr, answer 500 if we can.
+            traceback.print_exc()
+            if response is None:
+                response = error_response(500, "The server failed; see its log.")
+                try:
+                    sent = self._write(conn, response, simple=False)
+                except OSError:
+                    pass
+        finally:
+            if response is not None and response.file is not None:
+                response.file.close()
+            _close_gently(conn, config)
+            if response is not None:
+                self._log(peer, received, response.status, sent)
+
+    def _context(self, conn: socket.socket) -> Context:
+        host, port = conn.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
+        return Context(self.root, self.config, time.time(), f"http://{host}:{port}")
+
+    def _read_request(self, conn, deadline, received: bytearray) -> tuple[Request, bytes]:
+        """Receive until the head is complete (however it was split); the rest is body."""
+        config = self.config
+        while True:
+            chunk = _recv(conn, deadline, 4096, received)
+            if not chunk:
+                if not received.strip():
+                    raise _Silent()
+                raise ProtocolError(400, "The connection was closed before the request "
+                                         "was complete.")
+            received += chunk
+            # Parse only when a line may have ended (or a limit passed): with one byte
+            # per packet, re-parsing after every byte would cost time squared.
+            if b"\n" in chunk or len(received) > config.max_request_line + config.max_header_bytes:
+                data = bytes(received)
+                request = parse_request(data, config)
+                if request is not None:
+                    return request, data[request.head_length:]
+
+    def _read_body(self, conn, request: Request, rest: bytes, deadline: float) -> None:
+        """Read and discard the body that Content-Length announces (section 7.2.2)."""
+        if request.version is None:
+            return
+        remaining = body_length(request, self.config) - len(rest)
+        while remaining > 0:
+            chunk = _recv(conn, deadline, min(remaining, 65536), None)
+            if not chunk:
+                raise ProtocolError(400, "The body is shorter than its Content-Length.")
+            remaining -= len(chunk)
+
+    def _write(self, conn: socket.socket, response: Response, simple: bool) -> int:
+        """Send the response; returns the body bytes sent (for the log)."""
+        conn.settimeout(self.config.timeout)  # a send that stalls this long gives up
+        head = b"" if simple else format_head(response, time.time(), self.config.server_header)
+        if not response.send_body:
+            conn.sendall(head)
+            return 0
+        conn.sendall(head + response.body)
+        sent = len(response.body)
+        if response.file is not None:
+            # Zero copy where the OS has sendfile; socket.sendfile falls back to a
+            # read/send loop by itself where it has not.
+            sent += conn.sendfile(response.file, 0, response.file_length)
+        return sent
+
+    def _log(self, peer, received: bytearray, status: int, sent: int) -> None:
+        """One line per request in Common Log Format: host - - [time] "line" status bytes."""
+        if self.config.quiet:
+            return
+        first = bytes(received).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")[:1024]
+        line = first.decode("latin-1").encode("ascii", "backslashreplace").decode("ascii")
+        line = line.replace('"', '\\"') if line else "-"
+        when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+        entry = f'{peer[0]} - - [{when}] "{line}" {status} {sent or "-"}\n'
+        with self._log_lock:
+            try:
+                self._log_file.write(entry)
+                self._log_file.flush()
+            except (OSError, ValueError):
+                pass
+
+    # -- refusing past the cap (a short-lived thread, so no accept loop waits) --------------
+
+    def _reject(self, conn: socket.socket, peer) -> None:
+        if self._rejecting.acquire(blocking=False):
+            threading.Thread(target=self._send_503, args=(conn, peer), daemon=True,
+                             name="reject").start()
+            return
+        # Even the 503 writers are all busy: one try that cannot block, then close.
+        response = _busy()
+        try:
+            conn.setblocking(False)
+            conn.send(format_head(response, time.time(), self.config.server_header) + response.body)
+        except OSError:
+            pass
+        conn.close()
+
+    def _send_503(self, conn: socket.socket, peer) -> None:
+        try:
+            conn.settimeout(1.0)
+            response = _busy()
+            conn.sendall(format_head(response, time.time(), self.config.server_header)
+                         + response.body)
+        except OSError:
+            pass
+        finally:
+            _close_gently(conn, self.config)
+            self._rejecting.release()
+            self._log(peer, bytearray(), 503, 0)
+
+    # -- accepting (accept threads) ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the accept thread(s); returns at once."""
+        if self.config.mode == "spawn":
+            threading.Thread(target=self._accept_and_spawn, daemon=True, name="accept").start()
+            return
+        spares = min(self.config.pool_spare, self.config.max_connections + 1)
+        with self._count_lock:
+            self._threads = self._idle = spares
+        for _ in range(spares):
+            self._start_pool_thread()
+
+    def _accept(self):
+        """accept(), or None when stopping; a transient error (EMFILE) is retried."""
+        while True:
+            try:
+                return self.listener.accept()
+            except OSError as error:
+                with self._count_lock:
+                    if self._stopping:
+                        return None
+                # Out of descriptors or memory: wait a moment rather than spin. Anything
+                # else (a connection reset while queued) concerns one client only.
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    time.sleep(0.05)
+
+    def _accept_and_spawn(self) -> None:
+        """spawn mode: the lab's form, a new thread for each accepted connection."""
+        while (accepted := self._accept()) is not None:
+            conn, peer = accepted
+            with self._count_lock:
+                admitted = self._live < self.config.max_connections
+                if admitted:
+                    self._live += 1
+            if not admitted:
+                self._reject(conn, peer)
+                continue
+            try:
+                threading.Thread(target=self._serve_and_release, args=(conn, peer),
+                                 daemon=True, name="connection").start()
+            except RuntimeError:  # cannot start a thread (resource limit): drop this one
+                conn.close()
+                self._release()
+
+    def _serve_and_release(self, conn, peer) -> None:
+        try:
+            self.serve_connection(conn, peer)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self._live -= 1
+            if self._live == 0:
+                self._quiet.notify_all()
+
+    def _start_pool_thread(self) -> None:
+        threading.Thread(target=self._accept_and_serve, daemon=True, name="pool").start()
+
+    def _accept_and_serve(self) -> None:
+        """pool mode: wait in accept(), serve that one client, repeat.
+
+        Every live client still has its own thread, but no thread is started per
+        connection: a new one starts only when the last idle one takes a client,
+        up to max_connections serving plus one in accept() to answer 503 past it.
+        """
+        cap = self.config.max_connections
+        while True:
+            accepted = self._accept()
+            with self._count_lock:
+                self._idle -= 1
+                if accepted is None:
+                    self._threads -= 1
+                    return
+                admitted = self._live < cap
+                if admitted:
+                    self._live += 1
+                grow = self._idle == 0 and self._threads <= cap
+                if grow:
+                    self._threads += 1
+                    self._idle += 1
+            if grow:
+                self._start_pool_thread()
+            conn, peer = accepted
+            if admitted:
+                self.serve_connection(conn, peer)
+            else:
+                self._reject(conn, peer)
+            with self._count_lock:
+                if admitted:
+                    self._live -= 1
+                    if self._live == 0:
+                        self._quiet.notify_all()
+                if self._idle >= self.config.pool_spare:  # enough waiting: shrink
+                    self._threads -= 1
+                    return
+                self._idle += 1
+
+    # -- stopping (main thread) --------------------------------------------------------------
+
+    def stop(self) -> int:
+        """Stop accepting, wait for the connections in flight; returns how many were
+        still live when config.grace ran out (0 if all finished)."""
+        with self._count_lock:
+            self._stopping = True
+        try:
+            # On Linux this wakes every thread blocked in accept(); close alone does not.
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        with self._count_lock:
+            self._quiet.wait_for(lambda: self._live == 0, timeout=self.config.grace)
+            return self._live
+
+
+def _busy() -> Response:
+    response = error_response(503, "Too many connections; try again in a moment.")
+    response.headers.append(("Retry-After", "1"))
+    return response
+
+
+def _recv(conn: socket.socket, deadline: float, size: int, received: bytearray | None) -> bytes:
+    """recv() that gives up at the deadline: 408 if the client sent part of a request."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        conn.settimeout(remaining)
+        try:
+            return conn.recv(size)
+        except socket.timeout:
+            pass
+    if received is not None and not received.strip():
+        raise _Silent()
+    raise ProtocolError(408, "The request did not arrive in time.")
+
+
+def _close_gently(conn: socket.socket, config: Config) -> None:
+    """Half-close, read what the client still sends (bounded), then close.
+
+    Closing a socket with unread input makes the kernel send a TCP reset, and a
+    reset can destroy the response the client has not read yet (RFC 1945 section
+    9.4's note). So: FIN first, then drain until the client closes too, for at most
+    config.linger seconds and config.linger_bytes bytes.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + config.linger
+        drained = 0
+        while drained < config.linger_bytes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            conn.settimeout(remaining)
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------
+# 8. Command line and signals (main thread)
+# --------------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGINT or SIGTERM."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise ValueError(message)
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    """The Config the command line asks for. Raises ValueError with a one-line reason."""
+    parser = _ArgumentParser(prog="server.py", description="A threaded HTTP/1.0 file server.")
+    parser.add_argument("port", type=_port, help="TCP port to listen on (0: any free port)")
+    for item in dataclasses.fields(Config):
+        meta = dict(item.metadata)
+        flag = meta.pop("flag", None)
+        if flag is None:
+            continue
+        if "action" not in meta:
+            meta["type"] = item.type if callable(item.type) else _CONVERTERS[item.type]
+            meta["metavar"] = item.name.upper().replace("_", "-")
+        parser.add_argument(flag, dest=item.name, default=item.default, **meta)
+    arguments = parser.parse_args(argv)
+    return Config(**vars(arguments))
+
+
+_CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text!r} is not a number from 0 to 65535")
+    return int(text)
+
+
+def _startup_line(server: Server) -> str:
+    host, port = server.address
+    shown = f"[{host}]" if ":" in host else host
+    reach = ("only this machine can connect; --bind 0.0.0.0 accepts other hosts"
+             if host.startswith("127.") or host == "::1" else "other hosts can connect")
+    return (f"Serving {os.fsdecode(server.root)} at http://{shown}:{port}/ "
+            f"({server.config.mode} mode, up to {server.config.max_connections} connections; "
+            f"{reach}; Ctrl-C stops)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGINT or SIGTERM. Returns the exit status."""
+    def fail(message: str) -> int:
+        print(f"server.py: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        config = parse_args(argv)
+    except ValueError as error:
+        return fail(str(error))
+    if not os.path.isdir(config.root):
+        return fail(f"the root {config.root!r} is not a folder")
+    try:
+        server = Server.listen(config)
+    except OSError as error:
+        return fail(f"cannot listen on {config.bind} port {config.port}: "
+                    f"{error.strerror or error}")
+
+    def stop_signal(signum, frame):
+        raise _Stop(signum)
+
+    signal.signal(signal.SIGINT, stop_signal)
+    signal.signal(signal.SIGTERM, stop_signal)
+    try:
+        server.start()
+        print(_startup_line(server), flush=True)
+        while True:
+            time.sleep(3600)  # the main thread only waits for a signal
+    except _Stop:
+        pass
+    # A second signal while we wait for the responses in flight: the user means it.
+    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(1))
+    print(f"Stopping: no new connections; waiting up to {config.grace:g} s for those in flight",
+          flush=True)
+    left = server.stop()
+    print("Stopped" + (f" ({left} connections cut short)" if left else ""), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
