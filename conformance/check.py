@@ -76,6 +76,25 @@ def check_corpus(cases_dir: str | Path) -> list[str]:
 
     if profiles is not None:
         problems += _check_profiles(profiles, areas, _display(cases_dir / PROFILES_FILE, cases_dir))
+    problems += _check_client_cases(cases_dir, requirements, fixtures)
+    return problems
+
+
+def _check_client_cases(cases_dir: Path, requirements, fixtures) -> list[str]:
+    """Client cases have their own loader; check what it reports and their requirement ids."""
+    from .client_cases import ClientCaseError, load_client_case
+
+    problems = []
+    for path in sorted((cases_dir / "client").glob("*.toml")):
+        display = _display(path, cases_dir)
+        try:
+            case = load_client_case(path, cases_dir, fixtures)
+        except ClientCaseError as exc:
+            problems.append(f"{display}: {exc.key}: {exc.message}")
+            continue
+        for index, rid in enumerate(case.requirements):
+            if requirements is not None and rid not in requirements:
+                problems.append(f"{display}: requirements[{index}]: unknown requirement {rid!r}")
     return problems
 
 

@@ -21,7 +21,7 @@ __all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
-COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client")
+COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export")
 
 DESCRIPTION = """\
 Replays the HTTP/1.0 case corpus over raw TCP against any server and says which
@@ -114,6 +114,11 @@ def _build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="write the requirement coverage report (cases/COVERAGE.md)")
     cov.add_argument("--output", "-o", type=Path, help="where to write it (default: CASES/COVERAGE.md)")
     cov.add_argument("--cases", type=Path, help="another corpus folder")
+    exp_all = sub.add_parser("export", help="write the whole corpus as one JSON bundle for other runners")
+    exp_all.add_argument("--format", default="json", choices=["json"], help="bundle format (json)")
+    exp_all.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    exp_all.add_argument("--cases", type=Path, help="another corpus folder")
+
     cli = sub.add_parser(
         "client",
         help="judge an HTTP/1.0 client: the runner plays the server",
@@ -234,6 +239,7 @@ def cmd_run(args) -> int:
     from .resources import reference_server
     from .runner import Options, preflight, run_all
     from .spawn import SpawnError, SpawnedServer
+    from .wire import Target
 
     corpus = _load(args)
     cases = _select(args, corpus)
@@ -244,31 +250,29 @@ def cmd_run(args) -> int:
     if options.timeout_scale <= 0:
         raise UsageError("--timeout-scale must be positive")
     fixtures = Fixtures(corpus.cases_dir)
-    server = None
-    if args.target:
-        target = _parse_target(args.target)
-        described = str(target)
-    else:
-        template = args.spawn or (
-            f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
-            "{port} --bind {host} --root {root} --quiet"
-        )
-        root = fixtures.cached_root()
-        try:
-            server = SpawnedServer(template, root)
-            server.start()
-        except SpawnError as exc:
-            print(f"conformance: {exc}", file=sys.stderr)
-            return EXIT_TARGET
-        from .wire import Target
-
-        target = Target(server.host, server.port)
-        described = f"spawned: {args.spawn}" if args.spawn else "the bundled reference server"
+    # SIGTERM unwinds like Ctrl-C from here on, so a spawned server is always stopped.
     signal.signal(signal.SIGTERM, _terminate)
+    server = None
     progress = _Progress(sys.stderr.isatty() and not args.quiet)
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
     try:
+        if args.target:
+            target = _parse_target(args.target)
+            described = str(target)
+        else:
+            template = args.spawn or (
+                f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
+                "{port} --bind {host} --root {root} --quiet"
+            )
+            try:
+                server = SpawnedServer.from_template(template, fixtures.cached_root())
+                server.start()
+            except SpawnError as exc:
+                print(f"conformance: {exc}", file=sys.stderr)
+                return EXIT_TARGET
+            target = Target(server.host, server.port)
+            described = f"spawned: {args.spawn}" if args.spawn else "the bundled reference server"
         problem = preflight(target, fixtures, options.timeout_scale)
         if problem:
             print(f"conformance: {problem}", file=sys.stderr)
@@ -431,7 +435,25 @@ def cmd_client(args) -> int:
     return _emit(args, results, f"client: {args.spawn}", options, started, clock)
 
 
+def cmd_export(args) -> int:
+    from .export import build_bundle, bundle_problems, dumps
+
+    corpus_dir = _cases_dir(args)
+    bundle = build_bundle(corpus_dir)
+    problems = bundle_problems(bundle, corpus_dir)
+    if problems:
+        raise UsageError("the bundle does not validate:\n" + "\n".join(problems[:20]))
+    text = dumps(bundle)
+    if args.output:
+        args.output.write_text(text, encoding="ascii")
+        print(f"conformance: {len(bundle['cases'])} cases written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 HANDLERS = {
+    "export": cmd_export,
     "client": cmd_client,
     "run": cmd_run,
     "list": cmd_list,

@@ -70,7 +70,7 @@ class _Session:
         spawn = config.getoption("conformance_spawn")
         if spawn:
             try:
-                self.server = SpawnedServer(spawn, self.fixtures.cached_root())
+                self.server = SpawnedServer.from_template(spawn, self.fixtures.cached_root())
                 self.server.start()
             except SpawnError as exc:
                 self.problem = str(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,21 +70,34 @@ class SpawnedServer:
     from the runner's worker threads.
     """
 
-    def __init__(self, template: str, root: Path, host: str = "127.0.0.1", port: int | None = None):
-        self.template = template
+    def __init__(self, argv: list[str], root: Path, host: str, port: int, scratch: Path,
+                 env: dict[str, str] | None = None):
+        self.argv = list(argv)
         self.root = Path(root)
         self.host = host
-        self.port = port or free_port(host)
-        self.scratch = Path(tempfile.mkdtemp(prefix="conformance-scratch-"))
-        # Some servers (lighttpd, webfs) drop privileges before writing here.
-        os.chmod(self.scratch, 0o777)
-        self.argv = render_command(
-            template, port=str(self.port), root=str(self.root), host=host, scratch=str(self.scratch)
-        )
+        self.port = port
+        self.scratch = Path(scratch)
+        self.env = env
         self.proc: subprocess.Popen | None = None
         self.log_path = self.scratch / "server-output.log"
         self.restarts = 0
         self._lock = threading.Lock()
+
+    @staticmethod
+    def make_scratch() -> Path:
+        scratch = Path(tempfile.mkdtemp(prefix="conformance-scratch-"))
+        # Some servers (lighttpd, webfs) drop privileges before writing here.
+        os.chmod(scratch, 0o777)
+        return scratch
+
+    @classmethod
+    def from_template(cls, template: str, root: Path, host: str = "127.0.0.1",
+                      port: int | None = None) -> "SpawnedServer":
+        """A server from a ``--spawn`` command line with placeholders."""
+        port = port or free_port(host)
+        scratch = cls.make_scratch()
+        argv = render_command(template, port=str(port), root=str(root), host=host, scratch=str(scratch))
+        return cls(argv, root, host, port, scratch)
 
     def start(self) -> None:
         with self._lock:
@@ -98,6 +112,7 @@ class SpawnedServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=self.env,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -146,8 +161,10 @@ class SpawnedServer:
             self._start()
 
     def stop(self) -> None:
+        """Stop the process group for good and remove the scratch folder."""
         with self._lock:
             self._stop()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _stop(self) -> None:
         proc, self.proc = self.proc, None

@@ -60,6 +60,7 @@ import re
 import signal
 import socket
 import stat
+import struct
 import sys
 import threading
 import time
@@ -814,6 +815,7 @@ class Server:
         """Read one request, answer it, close; never raises."""
         config = self.config
         deadline = time.monotonic() + config.timeout
+        _timeouts(conn, config.timeout)
         received = bytearray()
         request = None
         response = None
@@ -850,7 +852,9 @@ class Server:
                 self._log(peer, received, response.status, sent)
 
     def _context(self, conn: socket.socket) -> Context:
-        host, port = conn.getsockname()[:2]
+        host, port = self.address
+        if host in ("0.0.0.0", "::"):  # the address this client reached us at
+            host, port = conn.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         return Context(self.root, self.config, time.time(), f"http://{host}:{port}")
 
@@ -886,7 +890,7 @@ class Server:
 
     def _write(self, conn: socket.socket, response: Response, simple: bool) -> int:
         """Send the response; returns the body bytes sent (for the log)."""
-        conn.settimeout(self.config.timeout)  # a send that stalls this long gives up
+        _timeouts(conn, self.config.timeout)  # a send that stalls this long gives up
         head = b"" if simple else format_head(response, time.time(), self.config.server_header)
         if not response.send_body:
             conn.sendall(head)
@@ -895,7 +899,9 @@ class Server:
         sent = len(response.body)
         if response.file is not None:
             # Zero copy where the OS has sendfile; socket.sendfile falls back to a
-            # read/send loop by itself where it has not.
+            # read/send loop by itself where it has not. It waits for a blocking
+            # socket to drain with no time limit, so here Python's timeout it is.
+            conn.settimeout(self.config.timeout)
             sent += conn.sendfile(response.file, 0, response.file_length)
         return sent
 
@@ -1071,14 +1077,47 @@ def _recv(conn: socket.socket, deadline: float, size: int, received: bytearray |
     """recv() that gives up at the deadline: 408 if the client sent part of a request."""
     remaining = deadline - time.monotonic()
     if remaining > 0:
-        conn.settimeout(remaining)
+        _receive_timeout(conn, remaining)
         try:
             return conn.recv(size)
-        except socket.timeout:
+        except (BlockingIOError, socket.timeout):  # the kernel's or Python's timeout
             pass
     if received is not None and not received.strip():
         raise _Silent()
     raise ProtocolError(408, "The request did not arrive in time.")
+
+
+# Python's own socket timeouts poll() before every recv and send: two system calls,
+# and two hand-overs of the interpreter lock between threads, where one would do.
+# So connections stay in blocking mode, and the kernel enforces the timeouts
+# (SO_RCVTIMEO, SO_SNDTIMEO: the call fails with EAGAIN). The struct timeval layout
+# is known on Linux; elsewhere, or if the kernel refuses it, Python's timeouts.
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+
+
+def _timeouts(conn: socket.socket, seconds: float) -> None:
+    """Make every recv and send on conn give up after this many idle seconds."""
+    if _KERNEL_TIMEOUTS:
+        try:
+            value = _timeval(seconds)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+            return
+        except OSError:
+            pass
+    conn.settimeout(seconds)
+
+
+def _receive_timeout(conn: socket.socket, seconds: float) -> None:
+    if conn.gettimeout() is None:  # kernel timeouts (see _timeouts)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+    else:
+        conn.settimeout(seconds)
+
+
+def _timeval(seconds: float) -> bytes:
+    seconds = max(seconds, 0.001)  # 0 would mean "wait forever"
+    return struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
 
 
 def _close_gently(conn: socket.socket, config: Config) -> None:
@@ -1097,12 +1136,12 @@ def _close_gently(conn: socket.socket, config: Config) -> None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            conn.settimeout(remaining)
+            _receive_timeout(conn, remaining)
             chunk = conn.recv(65536)
             if not chunk:
                 break
             drained += len(chunk)
-    except OSError:
+    except OSError:  # including the timeout
         pass
     finally:
         conn.close()
