@@ -392,11 +392,14 @@ def cmd_docroot(args) -> int:
 
 
 def cmd_coverage(args) -> int:
+    from .client_cases import load_client_cases
     from .coverage import coverage_markdown
+    from .docroot import Fixtures
 
     corpus = _load(args)
+    clients = load_client_cases(corpus.cases_dir, Fixtures(corpus.cases_dir))
     out = args.output or (corpus.cases_dir / "COVERAGE.md")
-    out.write_text(coverage_markdown(corpus), encoding="utf-8")
+    out.write_text(coverage_markdown(corpus, clients), encoding="utf-8")
     print(f"conformance: coverage written to {out}", file=sys.stderr)
     return EXIT_OK
 

@@ -35,7 +35,7 @@ VERDICTS = ("error", "fail", "warn", "info", "pass", "skip")
 
 # Events each connection of a case publishes, as "<connection>.<event>".
 # "part-N" (1-based) is emitted after part N has been sent.
-EVENTS = ("connected", "sent", "first_byte", "complete", "done", "wait_timeout")
+EVENTS = ("connected", "sent", "first_byte", "complete", "done", "wait_timeout", "interrupted")
 
 
 @dataclass(frozen=True)

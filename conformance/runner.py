@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 
 from . import escape, match
-from .model import BodyExpect, Case, Connection, Outcome, Part, Result
+from .model import Case, Connection, Part, Result
 from .wire import EventBoard, Target, play
 
 __all__ = ["Options", "Server", "run_case", "run_all", "preflight", "canary_request"]
@@ -44,38 +44,60 @@ class Server(Protocol):
     def restart(self) -> None: ...
 
 
-def canary_request(fixtures) -> tuple[Connection, bytes]:
+def canary_request(fixtures) -> Connection:
+    """A plain GET of the canary file; any response that carries its bytes will do."""
     request = f"GET /{fixtures.canary_path} HTTP/1.0\r\n\r\n".encode("latin-1")
-    outcome = Outcome(status=(200,), body=BodyExpect(fixture=fixtures.canary_path), framing="lenient")
-    conn = Connection(name="liveness", parts=(Part(data=request),), timeout=5.0, outcomes=(outcome,))
-    return conn, request
+    return Connection(name="canary", parts=(Part(data=request),), timeout=5.0)
+
+
+def _ask_canary(target: Target, fixtures, scale: float):
+    conn = canary_request(fixtures)
+    obs = play(conn, target, EventBoard([conn.name]), scale)
+    return obs, fixtures.canary_data in obs.received
 
 
 def preflight(target: Target, fixtures, scale: float = 1.0) -> str | None:
     """Check the target answers and serves the fixture root; None when it does.
 
+    Only reachability and the canary's bytes count here: a response that is
+    otherwise wrong (no status line, no close) is for the cases to judge, with
+    messages that say what is wrong.
+
     Returns:
         A paragraph saying what is wrong and how to fix it, or None.
     """
-    conn, request = canary_request(fixtures)
-    obs = play(conn, target, EventBoard([conn.name]), scale)
-    if obs.end in ("refused", "error"):
+    obs, served = _ask_canary(target, fixtures, scale)
+    if served:
+        return None
+    if obs.end in ("refused", "error") and not obs.received:
         return (
             f"Nothing is answering at {target}: {obs.error}.\n"
             "Start your server first (serving the fixture document root, see "
             "'python -m conformance docroot --help'), check the host and port, or let the "
             "runner start it: --spawn \"python3 server.py {port}\"."
         )
-    judgement = match.judge_connection(conn, obs, fixtures)
-    if judgement.verdict == "pass":
-        return None
+    request = f"GET /{fixtures.canary_path} HTTP/1.0"
+    if not obs.received:
+        return (
+            f"The server at {target} accepted a connection but sent nothing in answer to "
+            f"'{request}' ({_ending(obs)}).\n"
+            "Read the request up to its empty line (CRLF CRLF), then send the response and close."
+        )
     return (
-        f"The server at {target} is reachable but does not serve the fixture document root: "
-        f"GET /{fixtures.canary_path} gave {judgement.actual}, expected 200 with the canary "
-        f"file's content ({fixtures.canary_data!r}).\n"
+        f"The server at {target} answers, but not with the fixture document root: '{request}' "
+        f"did not return the canary file's content ({fixtures.canary_data!r}); it sent:\n"
+        f"  {escape.show(obs.received[:300], 300)}\n"
         "Build the root with 'python -m conformance docroot DIR', then serve the folder it "
-        "prints (for the lab's server: cd into it and start the server there)."
+        "prints (for the lab's server: cd into it and start the server there), or use --spawn."
     )
+
+
+def _ending(obs) -> str:
+    return {
+        "timeout": "the connection was still open at the deadline",
+        "closed": "it closed the connection",
+        "reset": "it reset the connection",
+    }.get(obs.end, obs.error or obs.end)
 
 
 def _reproducer(case: Case, target: Target) -> str:
@@ -185,14 +207,13 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
 
 
 def _liveness(target: Target, fixtures, scale: float) -> str | None:
-    conn, _ = canary_request(fixtures)
-    obs = play(conn, target, EventBoard([conn.name]), scale)
-    judgement = match.judge_connection(conn, obs, fixtures)
-    if judgement.verdict == "pass":
+    obs, served = _ask_canary(target, fixtures, scale)
+    if served:
         return None
+    got = f"{len(obs.received)} bytes without the canary's content" if obs.received else "no answer"
     return (
-        f"after this case the server no longer answered a plain GET /{fixtures.canary_path} "
-        f"on a new connection ({obs.error or judgement.actual}): bad input must never stop a server"
+        f"after this case the server no longer answered a plain GET /{fixtures.canary_path} on a "
+        f"new connection ({got}; {obs.error or _ending(obs)}): bad input must never stop a server"
     )
 
 

@@ -62,6 +62,18 @@ def render_command(template: str, **values: str) -> list[str]:
     return out
 
 
+def _anchor(arg: str) -> str:
+    """Make a relative path to an existing file absolute.
+
+    The server runs inside the fixture root, but ``--spawn "python3 server.py
+    {port}"`` names server.py where the user typed it: such a path is resolved
+    against the current directory before the working directory changes.
+    """
+    if arg.startswith("-") or os.path.isabs(arg) or not os.path.exists(arg):
+        return arg
+    return os.path.abspath(arg)
+
+
 class SpawnedServer:
     """A server process the runner owns.
 
@@ -97,7 +109,7 @@ class SpawnedServer:
         port = port or free_port(host)
         scratch = cls.make_scratch()
         argv = render_command(template, port=str(port), root=str(root), host=host, scratch=str(scratch))
-        return cls(argv, root, host, port, scratch)
+        return cls([_anchor(arg) for arg in argv], root, host, port, scratch)
 
     def start(self) -> None:
         with self._lock:

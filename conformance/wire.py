@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import select
 import socket
 import threading
 import time
@@ -77,6 +78,11 @@ class EventBoard:
                     continue
                 return "never" if name in self._done else "no"
         return "yes"
+
+    def state(self, globs: tuple[str, ...]) -> str:
+        """'yes', 'no' (not yet) or 'never' for a set of event globs, right now."""
+        with self._cond:
+            return self._state(globs)
 
     def wait(self, globs: tuple[str, ...], deadline: float) -> bool:
         """Wait until every glob is satisfied or the monotonic ``deadline`` passes."""
@@ -167,8 +173,16 @@ def _send(conn: Connection, sock: socket.socket, obs: Observation, board: EventB
     sent = bytearray()
     try:
         for number, part in enumerate(conn.parts, start=1):
-            if part.wait_for and not board.wait(part.wait_for, deadline):
-                board.emit(conn.name, "wait_timeout")
+            if part.wait_for:
+                waited = _wait_watching(sock, board, part.wait_for, deadline)
+                if waited == "server":
+                    # The server answered or closed while we held the rest back (a
+                    # timeout, an early error): stop sending and read what it did.
+                    board.emit(conn.name, "interrupted")
+                    obs.error = f"the server answered or closed after {len(sent)} request bytes, while the client waited"
+                    return True
+                if waited != "yes":
+                    board.emit(conn.name, "wait_timeout")
             if part.pause_ms:
                 time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
             payload = part.payload
@@ -189,6 +203,25 @@ def _send(conn: Connection, sock: socket.socket, obs: Observation, board: EventB
         return True
     finally:
         obs.sent = bytes(sent)
+
+
+# How often a connection that holds back the rest of its request looks for the server
+# closing it; a server's read timeout is seconds, so 20 ms is plenty fine-grained.
+WATCH_INTERVAL = 0.02
+
+
+def _wait_watching(sock: socket.socket, board: EventBoard, globs: tuple[str, ...], deadline: float) -> str:
+    """Wait for ``globs`` while watching the socket: 'yes', 'never', 'timeout' or 'server'."""
+    while True:
+        state = board.state(globs)
+        if state != "no":
+            return state
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "timeout"
+        readable, _, _ = select.select([sock], [], [], min(WATCH_INTERVAL, remaining))
+        if readable:
+            return "server"
 
 
 def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard, deadline: float) -> None:

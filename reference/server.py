@@ -630,63 +630,79 @@ METHODS: dict[str, Callable[[Request, Context], Response]] = {
 
 def _serve_resource(request: Request, context: Context, send_body: bool) -> Response:
     real, trailing_slash = resolve_path(context.root, request.path)
-    try:
-        info = os.stat(real)
-    except PermissionError:
-        raise ProtocolError(403, "Permission denied.") from None
-    except (OSError, ValueError):
-        raise ProtocolError(404, "Nothing matches the Request-URI.") from None
-    if stat.S_ISDIR(info.st_mode):
+    fd, info = _open(real)
+    if fd is None:  # a folder
         if not trailing_slash:
             return _redirect_to_folder(request, context, send_body)
         index = os.path.realpath(os.path.join(real, b"index.html"))
         if os.path.isfile(index) and _inside(context.root, index):
             real = index
+            fd, info = _open(real)
         elif context.config.listing:
             return _listing(request, real, send_body)
         else:
             raise ProtocolError(403, "This folder has no index.html, and listing is off.")
-    elif trailing_slash:
+    if fd is None or trailing_slash:
+        if fd is not None:
+            os.close(fd)
         raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
-    return _file_response(real, request, context, send_body)
+    return _file_response(fd, info, real, request, context, send_body)
 
 
-def _file_response(real: bytes, request: Request, context: Context, send_body: bool) -> Response:
-    # O_NOFOLLOW: the checked path has no symlink left, so a symlink swapped in since
-    # is refused. O_NONBLOCK: opening a FIFO must not hang the thread.
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) \
-        | getattr(os, "O_BINARY", 0)
+# O_NOFOLLOW: the checked path has no symlink left, so one swapped in since is refused.
+# O_NONBLOCK: opening a FIFO must not hang the thread (it changes nothing for files).
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _open(real: bytes) -> tuple[int | None, os.stat_result]:
+    """(descriptor, status) of a regular file, or (None, status) of a folder.
+
+    Open first and ask the descriptor, rather than stat the path and then open it:
+    one system call fewer, and no window in which the path can change in between.
+
+    Raises:
+        ProtocolError: 404 if nothing is there, 403 if unreadable or not a regular file.
+    """
     try:
-        fd = os.open(real, flags)
+        fd = os.open(real, _OPEN_FLAGS)
     except PermissionError:
+        if os.path.isdir(real):  # Windows cannot open folders
+            return None, os.stat(real)
         raise ProtocolError(403, "The file is not readable.") from None
-    except OSError:
+    except (OSError, ValueError):
         raise ProtocolError(404, "Nothing matches the Request-URI.") from None
-    file = open(fd, "rb", buffering=0)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ProtocolError(403, "Only regular files are served.")
-        # Section 10.10: Last-Modified never later than the Date of the response.
-        modified = min(int(info.st_mtime), int(context.now))
-        headers = [("Content-Type", _content_type(real)),
-                   ("Content-Length", str(info.st_size)),
-                   ("Last-Modified", format_http_date(modified))]
-        if _not_modified_since(request, modified, context.now):
-            file.close()
-            return Response(304, [headers[2]], send_body=False)
-        if not send_body:
-            file.close()
-            return Response(200, headers, file_length=info.st_size, send_body=False)
-        if info.st_size <= context.config.small_file:
-            body = file.read(info.st_size)
-            file.close()
-            headers[1] = ("Content-Length", str(len(body)))
-            return Response(200, headers, body=body)
-        return Response(200, headers, file=file, file_length=info.st_size)
-    except BaseException:
-        file.close()
-        raise
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode):
+        return fd, info
+    os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        return None, info
+    raise ProtocolError(403, "Only regular files are served.")
+
+
+def _file_response(fd: int, info: os.stat_result, real: bytes, request: Request,
+                   context: Context, send_body: bool) -> Response:
+    """200 (or 304) for an open regular file; takes over the descriptor."""
+    # Section 10.10: Last-Modified never later than the Date of the response.
+    modified = min(int(info.st_mtime), int(context.now))
+    headers = [("Content-Type", _content_type(real)),
+               ("Content-Length", str(info.st_size)),
+               ("Last-Modified", format_http_date(modified))]
+    if _not_modified_since(request, modified, context.now):
+        os.close(fd)
+        return Response(304, [headers[2]], send_body=False)
+    if not send_body:
+        os.close(fd)
+        return Response(200, headers, file_length=info.st_size, send_body=False)
+    if info.st_size <= context.config.small_file:
+        try:
+            body = os.read(fd, info.st_size)
+        finally:
+            os.close(fd)
+        headers[1] = ("Content-Length", str(len(body)))  # the file may have shrunk
+        return Response(200, headers, body=body)
+    return Response(200, headers, file=open(fd, "rb", buffering=0), file_length=info.st_size)
 
 
 def _not_modified_since(request: Request, modified: int, now: float) -> bool:
@@ -820,10 +836,11 @@ class Server:
         request = None
         response = None
         sent = 0
+        consumed = False  # the request was read to its last byte, and nothing after it
         try:
             try:
                 request, rest = self._read_request(conn, deadline, received)
-                self._read_body(conn, request, rest, deadline)
+                consumed = self._read_body(conn, request, rest, deadline)
                 response = handle(request, self._context(conn))
             except ProtocolError as error:
                 response = error_response(error.status, error.message)
@@ -847,7 +864,10 @@ class Server:
         finally:
             if response is not None and response.file is not None:
                 response.file.close()
-            _close_gently(conn, config)
+            if consumed:
+                conn.close()  # nothing unread: the close cannot become a reset
+            else:
+                _close_gently(conn, config)
             if response is not None:
                 self._log(peer, received, response.status, sent)
 
@@ -877,20 +897,25 @@ class Server:
                 if request is not None:
                     return request, data[request.head_length:]
 
-    def _read_body(self, conn, request: Request, rest: bytes, deadline: float) -> None:
-        """Read and discard the body that Content-Length announces (section 7.2.2)."""
+    def _read_body(self, conn, request: Request, rest: bytes, deadline: float) -> bool:
+        """Read and discard the body that Content-Length announces (section 7.2.2).
+
+        Returns True if nothing came after the request (no bytes are left unread).
+        """
         if request.version is None:
-            return
+            return not rest
         remaining = body_length(request, self.config) - len(rest)
         while remaining > 0:
             chunk = _recv(conn, deadline, min(remaining, 65536), None)
             if not chunk:
                 raise ProtocolError(400, "The body is shorter than its Content-Length.")
             remaining -= len(chunk)
+        return remaining == 0
 
     def _write(self, conn: socket.socket, response: Response, simple: bool) -> int:
         """Send the response; returns the body bytes sent (for the log)."""
-        _timeouts(conn, self.config.timeout)  # a send that stalls this long gives up
+        if conn.gettimeout() is not None:  # Python's timeouts: reset the last recv's
+            conn.settimeout(self.config.timeout)
         head = b"" if simple else format_head(response, time.time(), self.config.server_header)
         if not response.send_body:
             conn.sendall(head)

@@ -173,3 +173,50 @@ def test_recipe_serves_a_file(name, docroot_and_scratch):
     assert not _group_alive(pgid), f"{name}: process group {pgid} survived SIGTERM"
     with pytest.raises(OSError):
         socket.create_connection((HOST, port), timeout=1).close()
+
+
+# -- the recipe module itself, no server needed ------------------------------------
+def test_placeholders_leave_other_braces_alone():
+    text = "server { listen {host}:{port}; root {root}; } #{RUBY_VERSION} ${Version}"
+    out = recipes_mod.substitute(text, {"host": "127.0.0.1", "port": "8080", "root": "/d"})
+    assert out == "server { listen 127.0.0.1:8080; root /d; } #{RUBY_VERSION} ${Version}"
+
+
+def test_every_recipe_has_the_required_keys():
+    assert len(RECIPES) >= 13
+    languages = {r.language for r in RECIPES.values()}
+    assert {"Python", "C", "Go", "JavaScript", "Java", "Ruby"} <= languages
+    for r in RECIPES.values():
+        assert r.command and r.version_command and r.notes, r.name
+        assert r.requires or r.requires_files, r.name
+        for s in r.setup:
+            assert s.template.is_file(), f"{r.name}: {s.template}"
+
+
+def test_render_writes_templates_and_substitutes(tmp_path):
+    r = RECIPES["nginx"]
+    argv, env = r.render(8080, tmp_path / "root", tmp_path / "scratch", host=HOST, repo=REPO)
+    conf = (tmp_path / "scratch" / "nginx.conf").read_text()
+    assert f"listen {HOST}:8080" in conf and f"root {tmp_path / 'root'};" in conf
+    assert "{" in conf and "{port}" not in conf and "{scratch}" not in conf
+    assert argv[-1] == str(tmp_path / "scratch" / "nginx.conf")
+    assert env["PATH"] == os.environ["PATH"]
+    argv, env = RECIPES["caddy"].render(8081, tmp_path / "root", tmp_path / "s2", repo=REPO)
+    assert env["XDG_DATA_HOME"] == str(tmp_path / "s2" / "data")
+
+
+def test_missing_names_the_reason(tmp_path):
+    toml = tmp_path / "servers.toml"
+    toml.write_text('[server.ghost]\nlanguage = "C"\ncommand = ["no-such-httpd-xyz", "{port}"]\n'
+                    'requires = ["no-such-httpd-xyz"]\nmissing_hint = "not packaged"\n'
+                    'version_command = ["no-such-httpd-xyz", "-v"]\n')
+    r = recipes_mod.load_recipes(toml)["ghost"]
+    assert r.missing() == "no-such-httpd-xyz not found (not packaged)"
+    assert r.version() == "unknown"
+
+
+def test_a_bad_recipe_file_names_file_and_key(tmp_path):
+    toml = tmp_path / "servers.toml"
+    toml.write_text('[server.bad]\nlanguage = "C"\ncomand = ["x"]\n')
+    with pytest.raises(recipes_mod.RecipeError, match=r"servers\.toml: \[server\.bad\]: unknown key\(s\) comand"):
+        recipes_mod.load_recipes(toml)

@@ -68,25 +68,33 @@ find_jwebserver() {
     return 1
 }
 
+# First line of a command's output (stdout and stderr), whatever its exit status.
+first_line() {
+    local out
+    out="$("$@" 2>&1)" || true
+    printf '%s\n' "${out%%$'\n'*}"
+}
+
 # Prints a version line if present, returns 1 if absent.
 probe() {
     case "$1" in
-        nginx) command -v nginx >/dev/null && nginx -v 2>&1 ;;
-        lighttpd) command -v lighttpd >/dev/null && lighttpd -v 2>&1 | head -n1 ;;
-        apache2) command -v apache2 >/dev/null && apache2 -v 2>&1 | head -n1 ;;
-        busybox) command -v busybox >/dev/null && busybox 2>&1 | head -n1 ;;
-        mini-httpd) command -v mini_httpd >/dev/null && mini_httpd -V 2>&1 | head -n1 ;;
+        nginx) command -v nginx >/dev/null && first_line nginx -v ;;
+        lighttpd) command -v lighttpd >/dev/null && first_line lighttpd -v ;;
+        apache2) command -v apache2 >/dev/null && first_line apache2 -v ;;
+        busybox) command -v busybox >/dev/null && first_line busybox ;;
+        mini-httpd) command -v mini_httpd >/dev/null && first_line mini_httpd -V ;;
         webfs) command -v webfsd >/dev/null && dpkg-query -W -f='webfs ${Version}\n' webfs 2>/dev/null ;;
-        caddy) command -v caddy >/dev/null && caddy version 2>&1 | head -n1 ;;
+        caddy) command -v caddy >/dev/null && first_line caddy version ;;
         go) command -v go >/dev/null && go version ;;
         ruby) command -v ruby >/dev/null && ruby -rwebrick -e 'puts "ruby #{RUBY_VERSION}, WEBrick #{WEBrick::VERSION}"' 2>/dev/null ;;
         node-http-server)
             command -v node >/dev/null && [ -f "$HERE/node_modules/http-server/package.json" ] &&
                 node -e 'console.log("http-server " + require(process.argv[1]).version + ", node " + process.version)' \
                     "$HERE/node_modules/http-server/package.json" ;;
-        jwebserver) local j; j="$(find_jwebserver)" && echo "$("$j" --version 2>&1 | head -n1) ($j)" ;;
-        ab) command -v ab >/dev/null && ab -V 2>&1 | head -n1 ;;
-        wrk) command -v wrk >/dev/null && { wrk -v 2>&1 || true; } | head -n1 ;;
+        jwebserver) local j; j="$(find_jwebserver)" && echo "$(first_line "$j" --version) ($j)" ;;
+        ab) command -v ab >/dev/null && first_line ab -V ;;
+        wrk) command -v wrk >/dev/null && first_line wrk -v ;;
+        *) return 1 ;;
     esac
 }
 

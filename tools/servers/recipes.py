@@ -52,7 +52,7 @@ DEFAULT_TOML = HERE / "servers.toml"
 DEFAULT_HOST = "127.0.0.1"
 # Folders that hold servers on Debian but are not on a normal user's PATH.
 SBIN_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
-PLACEHOLDERS = ("port", "root", "host", "scratch", "repo", "cache")
+PLACEHOLDERS = ("port", "root", "host", "scratch", "repo", "cache", "output")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 VERSION_TIMEOUT = 10.0
 BUILD_TIMEOUT = 300.0
@@ -191,6 +191,15 @@ class Recipe:
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         return lines[0] if lines else "unknown"
 
+    def access_problem(self, root: str | os.PathLike[str]) -> str | None:
+        """When started as root, a server with ``runs_as`` reads ``root`` as that user:
+        the reason it could not (a 0700 folder on the way, such as /root or pytest's
+        temporary folders), or None. Serving then gives 403 or 404 for every file."""
+        if not self.runs_as or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            return None
+        problem = readable_by(root, self.runs_as)
+        return f"{self.name} serves as {self.runs_as}: {problem}" if problem else None
+
     # -- build and render ----------------------------------------------------
     def ensure_built(self, repo: Path | str | None = None) -> None:
         """Run the recipe's build if its output is missing or older than a source."""
@@ -204,17 +213,27 @@ class Recipe:
             if output.stat().st_mtime >= newest:
                 return
         output.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside the output and rename it into place, so that two runs building
+        # at once (pytest-xdist, parallel matrices) never start a half-written binary.
+        partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+        values = {**values, "output": str(partial)}
         env = dict(os.environ)
         env.update({k: substitute(v, values) for k, v in self.build.env.items()})
         argv = self._resolve_argv([substitute(a, values) for a in self.build.command])
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                   env=env, timeout=BUILD_TIMEOUT)
+            if proc.returncode != 0:
+                raise RecipeError(f"{self.name}: build failed ({proc.returncode}): {shlex.join(argv)}\n"
+                                  + proc.stderr.decode("utf-8", "replace"))
+            if not partial.exists():
+                raise RecipeError(f"{self.name}: build made no {{output}} ({partial}): {shlex.join(argv)}")
+            os.replace(partial, output)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise RecipeError(f"{self.name}: build failed: {shlex.join(argv)}: {exc}") from exc
-        if proc.returncode != 0:
-            raise RecipeError(f"{self.name}: build failed ({proc.returncode}): {shlex.join(argv)}\n"
-                              + proc.stderr.decode("utf-8", "replace"))
+        finally:
+            if partial.exists():
+                partial.unlink()
 
     def render(self, port: int, root: str | os.PathLike[str], scratch: str | os.PathLike[str],
                host: str = DEFAULT_HOST, repo: str | os.PathLike[str] | None = None,
@@ -388,21 +407,52 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return s.getsockname()[1]
 
 
-def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL it after ``grace`` seconds."""
+def group_alive(pgid: int) -> bool:
+    """Whether a process group still has a live (non-zombie) member."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
-        pass
+        return False
+    except PermissionError:
+        return True
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return True
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> bool:
+    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds.
+
+    Waits for every member of the group (forking servers such as mini_httpd keep
+    the listening socket in their children), not just the leader. True if the
+    group is gone.
+    """
+    pgid = proc.pid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not group_alive(pgid):
+                return True
+            time.sleep(0.02)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=grace)
+        return False
+    return not group_alive(pgid)
 
 
 # -- command line ----------------------------------------------------------------
@@ -418,7 +468,16 @@ def _cmd_list(recipes: dict[str, Recipe]) -> int:
     return 0
 
 
+def _interrupt(signum, frame):  # SIGTERM/SIGHUP stop the server like Ctrl-C does
+    raise KeyboardInterrupt
+
+
 def _cmd_run(recipes: dict[str, Recipe], args: argparse.Namespace) -> int:
+    # A shell's background job inherits SIGINT ignored: take it back, and SIGTERM too,
+    # so that any of them stops the server's process group before we exit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     r = recipes[args.name]
     why = r.missing()
     if why:
@@ -431,18 +490,25 @@ def _cmd_run(recipes: dict[str, Recipe], args: argparse.Namespace) -> int:
     port = args.port or free_port(args.host)
     own_scratch = args.scratch is None
     scratch = args.scratch or tempfile.mkdtemp(prefix=f"http10-{r.name}-")
-    os.chmod(scratch, 0o777)
-    if os.geteuid() == 0 and r.runs_as:
-        problem = readable_by(root, r.runs_as)
-        if problem:
-            print(f"warning: {r.name} runs as {r.runs_as}: {problem}", file=sys.stderr)
-    argv, env = r.render(port, root, scratch, host=args.host)
-    print(f"{r.name} {r.version()}: {shlex.join(argv)}", file=sys.stderr)
-    proc = subprocess.Popen(argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc: subprocess.Popen | None = None
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     try:
+        os.chmod(scratch, 0o777)
+        problem = r.access_problem(root)
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
+        argv, env = r.render(port, root, scratch, host=args.host)
+        print(f"{r.name} {r.version()}: {shlex.join(argv)}", file=sys.stderr)
+        # No signal may land between the start and `proc` being set: hold them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+        try:
+            proc = subprocess.Popen(argv, env=env, cwd=scratch, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
         if not wait_for_port(args.host, port, time.monotonic() + args.timeout, proc):
             print(f"{r.name}: not listening on {args.host}:{port} after {args.timeout}s"
-                  f" (exit code {proc.poll()}); scratch folder: {scratch}", file=sys.stderr)
+                  f" (exit code {proc.poll()}); scratch folder kept: {scratch}", file=sys.stderr)
             own_scratch = False
             return 1
         print(f"http://{args.host}:{port}/   (Ctrl-C stops it)", flush=True)
@@ -453,7 +519,10 @@ def _cmd_run(recipes: dict[str, Recipe], args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        stop_group(proc)
+        for signum in stopping:
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not orphan it
+        if proc is not None:
+            stop_group(proc)
         if own_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
