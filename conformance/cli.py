@@ -21,7 +21,7 @@ __all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
-COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export")
+COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix")
 
 DESCRIPTION = """\
 Replays the HTTP/1.0 case corpus over raw TCP against any server and says which
@@ -114,6 +114,27 @@ def _build_parser() -> argparse.ArgumentParser:
     cov = sub.add_parser("coverage", help="write the requirement coverage report (cases/COVERAGE.md)")
     cov.add_argument("--output", "-o", type=Path, help="where to write it (default: CASES/COVERAGE.md)")
     cov.add_argument("--cases", type=Path, help="another corpus folder")
+    mat = sub.add_parser(
+        "matrix",
+        help="run the corpus against many real servers and compare them",
+        description="Starts each server of SERVERS.toml (default: tools/servers/servers.toml of the "
+        "checkout) on a free loopback port, serving a fresh fixture root, runs the selection "
+        "(default: profile 'all'), stops it, and writes matrix.md, matrix.html and matrix.json. "
+        "A server that is not installed is listed as skipped with the reason "
+        "(tools/servers/install.sh installs them). Exits 1 when a server fails a case that is not "
+        "in its known-failures file, or passes one that is.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mat.add_argument("servers", nargs="?", type=Path, metavar="SERVERS.toml", help="the recipes")
+    mat.add_argument("--server", dest="server_names", action="append", default=[], metavar="NAME",
+                     help="only this server (repeatable)")
+    mat.add_argument("--output-dir", type=Path, default=Path("docs"), metavar="DIR",
+                     help="where to write matrix.md, matrix.html and matrix.json (default: docs)")
+    mat.add_argument("--known", type=Path, metavar="DIR",
+                     help="known-failures folder (default: known-failures/ beside SERVERS.toml)")
+    mat.add_argument("--jobs", "-j", default="4", metavar="N", help="cases in flight per server (default 4)")
+    _add_selection(mat)
+
     exp_all = sub.add_parser("export", help="write the whole corpus as one JSON bundle for other runners")
     exp_all.add_argument("--format", default="json", choices=["json"], help="bundle format (json)")
     exp_all.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
@@ -455,7 +476,49 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_matrix(args) -> int:
+    import json
+
+    from .docroot import Fixtures
+    from .matrix import gate_failures, render_markdown, run_matrix
+    from .matrix_html import render_html
+    from .recipes import DEFAULT_TOML, RecipeError, load_recipes
+
+    corpus = _load(args)
+    if not (args.ids or args.areas or args.profile or args.tags or args.levels):
+        args.profile = "all"
+    cases = _select(args, corpus)
+    servers_file = args.servers or DEFAULT_TOML
+    try:
+        recipes = load_recipes(servers_file)
+    except (OSError, RecipeError) as exc:
+        raise UsageError(f"cannot read the server recipes {servers_file}: {exc}") from None
+    unknown = [n for n in args.server_names if n not in recipes]
+    if unknown:
+        raise UsageError(f"no recipe named {', '.join(unknown)}; known: {', '.join(recipes)}")
+    if args.server_names:
+        recipes = {n: recipes[n] for n in args.server_names}
+    signal.signal(signal.SIGTERM, _terminate)
+
+    def progress(line: str) -> None:
+        print(f"matrix: {line}", file=sys.stderr, flush=True)
+
+    matrix = run_matrix(recipes, cases, Fixtures(corpus.cases_dir), args.known or servers_file.parent / "known-failures",
+                        jobs=_jobs(args.jobs), progress=progress)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "matrix.json").write_text(json.dumps(matrix, indent=1) + "\n", encoding="utf-8")
+    (args.output_dir / "matrix.md").write_text(render_markdown(matrix), encoding="utf-8")
+    (args.output_dir / "matrix.html").write_text(render_html(matrix), encoding="utf-8")
+    print(f"matrix: written to {args.output_dir}/matrix.{{md,html,json}} in {matrix['duration']:.0f} s",
+          file=sys.stderr)
+    gate = gate_failures(matrix)
+    for line in gate:
+        print(f"matrix: {line}", file=sys.stderr)
+    return EXIT_FAIL if gate else EXIT_OK
+
+
 HANDLERS = {
+    "matrix": cmd_matrix,
     "export": cmd_export,
     "client": cmd_client,
     "run": cmd_run,

@@ -163,7 +163,11 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         judgement = match.judge_connection(conn, obs, fixtures)
         raws.append(judgement.verdict)
         if judgement.verdict != "pass":
-            findings += [_describe(conn.name, f, case.scenario) for f in judgement.findings]
+            own = list(judgement.findings)
+            if not own and judgement.index is not None:
+                # The answer matched an outcome the case itself judges badly.
+                own = [f"the response matches an outcome judged {judgement.verdict}: {judgement.expected[judgement.index]}"]
+            findings += [_describe(conn.name, f, case.scenario) for f in own]
         expected += [_describe(conn.name, e, case.scenario) for e in judgement.expected]
         actual.append(_describe(conn.name, judgement.actual, case.scenario))
     for order in case.order:

@@ -631,6 +631,9 @@ METHODS: dict[str, Callable[[Request, Context], Response]] = {
 def _serve_resource(request: Request, context: Context, send_body: bool) -> Response:
     real, trailing_slash = resolve_path(context.root, request.path)
     fd, info = _open(real)
+    if fd is not None and trailing_slash:  # /file.txt/ names a folder that is not there
+        os.close(fd)
+        raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
     if fd is None:  # a folder
         if not trailing_slash:
             return _redirect_to_folder(request, context, send_body)
@@ -642,10 +645,8 @@ def _serve_resource(request: Request, context: Context, send_body: bool) -> Resp
             return _listing(request, real, send_body)
         else:
             raise ProtocolError(403, "This folder has no index.html, and listing is off.")
-    if fd is None or trailing_slash:
-        if fd is not None:
-            os.close(fd)
-        raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
+        if fd is None:
+            raise ProtocolError(403, "This folder's index.html is not a file.")
     return _file_response(fd, info, real, request, context, send_body)
 
 
@@ -844,8 +845,9 @@ class Server:
                 response = handle(request, self._context(conn))
             except ProtocolError as error:
                 response = error_response(error.status, error.message)
-                if request is not None and request.method == "HEAD":
-                    response.send_body = False
+                if (request.method == "HEAD" if request is not None
+                        else bytes(received).lstrip(b"\r\n").startswith(b"HEAD ")):
+                    response.send_body = False  # section 8.2: never a body to HEAD
             simple = request is not None and request.version is None
             sent = self._write(conn, response, simple)
         except _Silent:
@@ -986,7 +988,8 @@ class Server:
         with self._count_lock:
             self._threads = self._idle = spares
         for _ in range(spares):
-            self._start_pool_thread()
+            if not self._start_pool_thread():
+                raise RuntimeError("cannot start the accept threads")
 
     def _accept(self):
         """accept(), or None when stopping; a transient error (EMFILE) is retried."""
@@ -1032,8 +1035,12 @@ class Server:
             if self._live == 0:
                 self._quiet.notify_all()
 
-    def _start_pool_thread(self) -> None:
-        threading.Thread(target=self._accept_and_serve, daemon=True, name="pool").start()
+    def _start_pool_thread(self) -> bool:
+        try:
+            threading.Thread(target=self._accept_and_serve, daemon=True, name="pool").start()
+            return True
+        except RuntimeError:  # "can't start new thread": a system limit, not our cap
+            return False
 
     def _accept_and_serve(self) -> None:
         """pool mode: wait in accept(), serve that one client, repeat.
@@ -1057,8 +1064,10 @@ class Server:
                 if grow:
                     self._threads += 1
                     self._idle += 1
-            if grow:
-                self._start_pool_thread()
+            if grow and not self._start_pool_thread():
+                with self._count_lock:  # at the thread limit: carry on with those we have
+                    self._threads -= 1
+                    self._idle -= 1
             conn, peer = accepted
             if admitted:
                 self.serve_connection(conn, peer)
@@ -1077,8 +1086,12 @@ class Server:
     # -- stopping (main thread) --------------------------------------------------------------
 
     def stop(self) -> int:
-        """Stop accepting, wait for the connections in flight; returns how many were
-        still live when config.grace ran out (0 if all finished)."""
+        """stop_accepting(), then wait_for_connections()."""
+        self.stop_accepting()
+        return self.wait_for_connections()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket: new connections are refused from now on."""
         with self._count_lock:
             self._stopping = True
         try:
@@ -1087,6 +1100,10 @@ class Server:
         except OSError:
             pass
         self.listener.close()
+
+    def wait_for_connections(self) -> int:
+        """Wait for the connections in flight; returns how many were still live when
+        config.grace ran out (0 if all finished)."""
         with self._count_lock:
             self._quiet.wait_for(lambda: self._live == 0, timeout=self.config.grace)
             return self._live
@@ -1255,9 +1272,10 @@ def main(argv: list[str] | None = None) -> int:
     # A second signal while we wait for the responses in flight: the user means it.
     signal.signal(signal.SIGINT, lambda *_: os._exit(1))
     signal.signal(signal.SIGTERM, lambda *_: os._exit(1))
+    server.stop_accepting()
     print(f"Stopping: no new connections; waiting up to {config.grace:g} s for those in flight",
           flush=True)
-    left = server.stop()
+    left = server.wait_for_connections()
     print("Stopped" + (f" ({left} connections cut short)" if left else ""), flush=True)
     return 0
 

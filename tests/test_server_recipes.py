@@ -8,7 +8,6 @@ socket, stop the group and check that nothing of it is left.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -22,22 +21,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-RECIPES_PY = REPO / "tools" / "servers" / "recipes.py"
 HOST = "127.0.0.1"
 START_DEADLINE = 30.0   # seconds to wait for the port (Java/Ruby/Node start in ~0.15 s)
 IO_TIMEOUT = 10.0       # per socket operation
 STOP_GRACE = 5.0
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("server_recipes", RECIPES_PY)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recipes_mod = _load_module()
+import conformance.recipes as recipes_mod  # noqa: E402
 RECIPES = recipes_mod.load_recipes(recipes_mod.DEFAULT_TOML)
 
 

@@ -1,0 +1,308 @@
+"""The Node.js runner (tools/node-runner/run.mjs) agrees with the Python runner.
+
+The corpus claims to be language-neutral: the exported JSON bundle and
+cases/README.md should be enough to write a runner in another language. The node
+runner is that second runner; these tests replay the same single-connection cases
+with both runners against the same kind of server and require the same verdict,
+case by case: on the reference server (everything passes) and on a broken one
+(some cases fail, and they must fail in both).
+
+Each runner gets a server of its own, started fresh, so that a case one runner
+plays cannot change what the other sees. Every process is stopped whatever
+happens; every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pytest
+
+from conformance.docroot import Fixtures
+from conformance.export import build_bundle, dumps
+
+REPO = Path(__file__).resolve().parent.parent
+CASES = REPO / "cases"
+RUNNER = REPO / "tools" / "node-runner" / "run.mjs"
+STUDENT_SERVER = REPO / "tests" / "student_server.py"
+NODE = shutil.which("node")
+
+START_TIMEOUT = 15.0  # seconds for a server to accept connections
+RUN_TIMEOUT = 120.0  # seconds for one runner over the whole selection
+BROKEN_DEFECT = "head-sends-body"
+LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(NODE is None, reason="node is not installed: the Node.js runner cannot run"),
+]
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bundle") / "bundle.json"
+    path.write_text(dumps(build_bundle(CASES)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_file: Path) -> dict:
+    return json.loads(bundle_file.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    return Fixtures(CASES).cached_root()
+
+
+@pytest.fixture(scope="module")
+def singles(bundle: dict) -> list[str]:
+    """Every single-connection case of the 'all' profile (no slow ones)."""
+    return sorted(
+        cid
+        for cid, case in bundle["cases"].items()
+        if "request" in case and "slow" not in case.get("tags", [])
+    )
+
+
+@pytest.fixture(scope="module")
+def scenarios(bundle: dict) -> list[str]:
+    return sorted(cid for cid, case in bundle["cases"].items() if "connection" in case)
+
+
+# --- servers ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
+    """Poll connect until the port accepts, the process dies, or the deadline."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listened on port {port} within {START_TIMEOUT} s") from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+
+
+@contextmanager
+def reference_server(root: Path) -> Iterator[int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "reference" / "server.py"), str(port), "--root", str(root), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
+        yield port
+    finally:
+        _stop(proc)
+
+
+def _listening_port(proc: subprocess.Popen, deadline: float) -> int:
+    """Read the student server's 'listening on 127.0.0.1:PORT' line, with a deadline."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+            if LISTENING.search(line):
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the broken server printed no listening line within {START_TIMEOUT} s")
+        try:
+            line = lines.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the broken server exited with status {proc.returncode}") from None
+            continue
+        found = LISTENING.search(line)
+        if found:
+            return int(found[1])
+
+
+@contextmanager
+def broken_server(root: Path) -> Iterator[int]:
+    """The student server with one defect; Python's http.server if it is not there."""
+    if STUDENT_SERVER.is_file():
+        proc = subprocess.Popen(
+            [sys.executable, str(STUDENT_SERVER), "0", "--root", str(root), "--defect", BROKEN_DEFECT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            port = _listening_port(proc, time.monotonic() + START_TIMEOUT)
+            _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
+            yield port
+        finally:
+            _stop(proc)
+        return
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--protocol", "HTTP/1.0", "--directory", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
+        yield port
+    finally:
+        _stop(proc)
+
+
+# --- the two runners ----------------------------------------------------------------
+
+
+def _ids_args(ids: Sequence[str]) -> list[str]:
+    return [arg for cid in ids for arg in ("--id", cid)]
+
+
+def python_verdicts(port: int, ids: Sequence[str]) -> dict[str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "--target", f"127.0.0.1:{port}", "--format", "json",
+         "--jobs", "4", "-q", "--profile", "all", *_ids_args(ids)],
+        cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+    )
+    assert proc.returncode in (0, 1), f"python runner exited {proc.returncode}: {proc.stderr[-2000:]}"
+    return {r["id"]: r["verdict"] for r in json.loads(proc.stdout)["results"]}
+
+
+def node_run(args: Sequence[str], timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [NODE, str(RUNNER), *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def node_verdicts(bundle_file: Path, root: Path, port: int, ids: Sequence[str]) -> dict[str, dict]:
+    proc = node_run(
+        ["--bundle", str(bundle_file), "--target", f"127.0.0.1:{port}", "--root", str(root),
+         "--profile", "all", "--json", *_ids_args(ids)]
+    )
+    assert proc.returncode in (0, 1), f"node runner exited {proc.returncode}: {proc.stderr[-2000:]}"
+    return {r["id"]: r for r in json.loads(proc.stdout)}
+
+
+def compare(python: dict[str, str], node: dict[str, dict], ids: Sequence[str]) -> list[str]:
+    """Every case whose verdicts differ, as one line each."""
+    assert sorted(python) == sorted(ids), "the python runner did not run exactly the selection"
+    assert sorted(node) == sorted(ids), "the node runner did not run exactly the selection"
+    return [
+        f"{cid}: python {python[cid]}, node {node[cid]['verdict']} ({node[cid].get('reason', '')})"
+        for cid in ids
+        if python[cid] != node[cid]["verdict"]
+    ]
+
+
+# --- tests -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_agrees_on_the_reference_server(bundle_file: Path, root: Path, singles: list[str]) -> None:
+    with reference_server(root) as port:
+        python = python_verdicts(port, singles)
+    with reference_server(root) as port:
+        node = node_verdicts(bundle_file, root, port, singles)
+    assert compare(python, node, singles) == []
+    assert {r["verdict"] for r in node.values()} == {"pass"}
+
+
+@pytest.mark.slow
+def test_agrees_on_a_broken_server(bundle_file: Path, root: Path, singles: list[str]) -> None:
+    with broken_server(root) as port:
+        python = python_verdicts(port, singles)
+    with broken_server(root) as port:
+        node = node_verdicts(bundle_file, root, port, singles)
+    assert compare(python, node, singles) == []
+    failed = sorted(cid for cid in singles if node[cid]["verdict"] == "fail")
+    assert failed, "the broken server failed no case: it does not show its defect"
+    assert all(python[cid] == "fail" for cid in failed)
+
+
+def test_agrees_on_the_lab_profile(bundle_file: Path, root: Path, bundle: dict) -> None:
+    """A quick subset for every run: the lab cases on the reference server."""
+    lab = sorted(cid for cid, case in bundle["cases"].items() if cid.startswith("lab/") and "request" in case)
+    assert lab
+    with reference_server(root) as port:
+        python = python_verdicts(port, lab)
+        node = node_verdicts(bundle_file, root, port, lab)
+    assert compare(python, node, lab) == []
+
+
+def test_lists_scenarios_as_skipped(bundle_file: Path, root: Path, scenarios: list[str]) -> None:
+    assert scenarios
+    # Nothing is played for a scenario, so no server is needed at the target.
+    proc = node_run(["--bundle", str(bundle_file), "--target", f"127.0.0.1:{_free_port()}",
+                     "--root", str(root), "--id", scenarios[0]], timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"SKIP {scenarios[0]}")
+    assert "scenario: not supported by this runner" in lines[0]
+    assert lines[-1] == "0 passed, 0 failed, 0 warned, 0 info, 1 skipped"
+
+
+def test_an_unreachable_target_is_an_error(bundle_file: Path, root: Path) -> None:
+    proc = node_run(["--bundle", str(bundle_file), "--target", f"127.0.0.1:{_free_port()}",
+                     "--root", str(root), "--id", "lab/get-text-file", "--json"], timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert [r["verdict"] for r in json.loads(proc.stdout)] == ["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--target", "127.0.0.1:1", "--root", "."],
+        ["--bundle", "B", "--target", "nohost", "--root", "."],
+        ["--bundle", "B", "--target", "127.0.0.1:1", "--root", ".", "--profile", "no-such-profile"],
+        ["--bundle", "B", "--target", "127.0.0.1:1", "--root", ".", "--id", "no/such-case"],
+        ["--bundle", "B", "--target", "127.0.0.1:1", "--root", ".", "--frobnicate"],
+    ],
+)
+def test_usage_errors_exit_2(bundle_file: Path, args: list[str]) -> None:
+    args = [str(bundle_file) if a == "B" else a for a in args]
+    proc = node_run(args, timeout=30)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,389 @@
+"""The reference server over real loopback sockets, as a child process.
+
+Each server listens on port 0 and is learned from its startup line; each is
+stopped at the end. Timing is judged by order and bounded deadlines, never by
+tight durations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_helpers import (  # noqa: E402,F401  (docroot is a fixture)
+    SERVER_PY, connect, docroot, exchange, get, parse_reply, read_all, running_server,
+)
+
+pytestmark = pytest.mark.network
+
+SECRET = b"CONFORMANCE-SECRET-OUTSIDE-ROOT"
+CANARY = "/conformance-canary.txt"
+
+
+@pytest.fixture(scope="module", params=["pool", "spawn"])
+def any_mode(request, docroot):
+    """A server in each accept mode, for the tests that are about concurrency."""
+    with running_server(docroot, "--mode", request.param, "--quiet") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def srv(docroot):
+    """The default server, shared by the tests that only send it requests."""
+    with running_server(docroot) as handle:
+        yield handle
+
+
+def assert_alive(port: int):
+    reply = get(port, CANARY)
+    assert reply.status == 200 and reply.body == b"http10-conformance canary v1\n"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- serving files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, name", [
+    ("/file.txt", "file.txt"),
+    ("/bytes.bin", "bytes.bin"),
+    ("/empty.txt", "empty.txt"),
+    ("/crlf.txt", "crlf.txt"),
+    ("/space%20name.txt", "space name.txt"),
+    ("/caf%C3%A9.txt", "café.txt"),
+    ("/dir/nested/deep.txt", "dir/nested/deep.txt"),
+    ("/dir/", "dir/index.html"),
+    ("/", "index.html"),
+    ("/dir/../file.txt", "file.txt"),
+    ("file.txt", "file.txt"),
+    ("/medium.bin", "medium.bin"),
+])
+def test_files_are_served_byte_exact(srv, docroot, url, name):
+    reply = get(srv.port, url)
+    expected = (docroot / name).read_bytes()
+    assert reply.status == 200 and reply.ended == "closed"
+    assert reply.body == expected
+    assert reply.header("content-length") == str(len(expected))
+    head = reply.raw[:reply.raw.index(b"\r\n\r\n") + 4]
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"\n" not in head.replace(b"\r\n", b"")
+    assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", reply.header("date"))
+
+
+def test_head_and_conditional_get_over_the_wire(srv):
+    head = exchange(srv.port, b"HEAD /file.txt HTTP/1.0\r\n\r\n")
+    assert head.status == 200 and head.body == b"" and head.header("content-length") == "6"
+    lm = head.header("last-modified")
+    assert lm == "Thu, 02 Jan 2020 03:04:05 GMT"
+    conditional = exchange(srv.port, f"GET /file.txt HTTP/1.0\r\nIf-Modified-Since: {lm}\r\n\r\n"
+                           .encode())
+    assert conditional.status == 304 and conditional.body == b""
+
+
+def test_simple_request_gets_the_body_only(srv, docroot):
+    # No half-close: the server must answer at the end of the line.
+    reply = exchange(srv.port, b"GET /file.txt\r\n")
+    assert reply.status is None and reply.raw == (docroot / "file.txt").read_bytes()
+    assert exchange(srv.port, b"GET /nope.txt\r\n").raw.startswith(b"<!DOCTYPE html>")
+
+
+def test_request_one_byte_per_packet(srv):
+    data = b"\r\nGET /file.txt HTTP/1.0\r\nUser-Agent: x\r\nX-A: 1\r\n  2\n\r\n"
+    reply = exchange(srv.port, data, split=1)
+    assert reply.status == 200 and reply.body == b"hello\n"
+
+
+def test_bytes_after_the_request_get_no_second_answer(srv):
+    reply = exchange(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\nGARBAGE\r\n\r\n")
+    assert reply.status == 200 and reply.body == b"hello\n" and reply.ended == "closed"
+
+
+def test_half_closed_request_is_answered(srv):
+    reply = exchange(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\n", half_close=True)
+    assert reply.status == 200 and reply.body == b"hello\n"
+
+
+def test_folder_redirect_over_the_wire(srv):
+    reply = exchange(srv.port, b"GET /dir HTTP/1.0\r\n\r\n")
+    assert reply.status == 301
+    assert reply.header("location") == f"http://127.0.0.1:{srv.port}/dir/"
+    assert b"/dir/" in reply.body
+
+
+def test_access_log_is_common_log_format(srv):
+    get(srv.port, "/file.txt?log-check")
+    pattern = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                         r'"GET /file\.txt\?log-check HTTP/1\.0" 200 6$', re.MULTILINE)
+    deadline = time.monotonic() + 5  # the line is written when the connection is closed
+    while not pattern.search(srv.stderr()):
+        assert time.monotonic() < deadline, srv.stderr()[-2000:]
+        time.sleep(0.02)
+
+
+# -- confinement ------------------------------------------------------------------------------
+
+TRAVERSALS = [
+    "/../secret.txt", "/dir/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E/secret.txt",
+    "/..%2fsecret.txt", "/%2e%2e%2fsecret.txt", "/%252e%252e/secret.txt", "/..\\secret.txt",
+    "/..%5csecret.txt", "/./../secret.txt", "/.%2e/secret.txt", "/%c0%ae%c0%ae/secret.txt",
+    "/%c0%ae%c0%ae%c0%afsecret.txt", "/..%c0%afsecret.txt", "/secret.txt%00", "/%00../secret.txt",
+    "//secret.txt", "/link.txt", "/link.txt/", "/dir/../link.txt", "../secret.txt",
+    "..\\secret.txt", "/%2e%2e%5csecret.txt", "/dir/%2e%2e/%2e%2e/secret.txt",
+    "http://127.0.0.1/../secret.txt", "http://127.0.0.1/%2e%2e/secret.txt",
+    "http://127.0.0.1/link.txt", "/" + "../" * 50 + "etc/passwd", "//etc/passwd", "/etc/passwd",
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_traversal_never_leaves_the_root(srv, path):
+    for data in (f"GET {path} HTTP/1.0\r\n\r\n", f"GET {path}\r\n", f"HEAD {path} HTTP/1.0\r\n\r\n"):
+        reply = exchange(srv.port, data.encode("latin-1"))
+        assert SECRET not in reply.raw and b"root:" not in reply.raw
+        if reply.status is not None:
+            assert reply.status in (400, 403, 404), (data, reply.status)
+
+
+def test_dotdot_that_stays_inside_is_served(srv):
+    assert get(srv.port, "/dir/nested/../../file.txt").body == b"hello\n"
+    assert get(srv.port, "/%2e%2e/file.txt").status == 403  # would climb above the root
+
+
+# -- malformed input: a bounded answer each time, and the server still serves ----------------
+
+MALFORMED = [
+    (b"GET /file.txt FOO/1.0\r\n\r\n", {400}),
+    (b"GET /file.txt HTTP/1\r\n\r\n", {400}),
+    (b"GET /file.txt HTTP/2.0\r\n\r\n", {505}),
+    (b"GET /file.txt HTTP/1.0 extra\r\n\r\n", {400}),
+    (b"GET\r\n\r\n", {400}),
+    (b"FOO /file.txt HTTP/1.0\r\n\r\n", {501}),
+    (b"get /file.txt HTTP/1.0\r\n\r\n", {501}),
+    (b"DELETE /file.txt HTTP/1.0\r\n\r\n", {501}),
+    (b"PUT /new.txt HTTP/1.0\r\nContent-Length: 1\r\n\r\nx", {501}),
+    (b"POST /file.txt HTTP/1.0\r\n\r\n", {400}),
+    (b"POST /file.txt HTTP/1.0\r\nContent-Length: abc\r\n\r\n", {400}),
+    (b"POST /file.txt HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", {501}),
+    (b"POST /file.txt HTTP/1.0\r\nContent-Length: 10000000000\r\n\r\n", {413}),
+    (b"POST /file.txt HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", {501}),
+    (b"GET * HTTP/1.0\r\n\r\n", {400}),
+    (b"HEAD /file.txt\r\n", {400}),
+    (b"GET /file.txt%00.html HTTP/1.0\r\n\r\n", {400}),
+    (b"GET /fi\x01le HTTP/1.0\r\n\r\n", {400}),
+    (b"GET /file%zz.txt HTTP/1.0\r\n\r\n", {400}),
+    (b"GET /" + b"a" * 20000 + b" HTTP/1.0\r\n\r\n", {414}),
+    (b"GET /" + b"a" * 100000 + b" HTTP/1.0\r\n\r\n", {414}),
+    (b"GET /file.txt HTTP/1.0\r\n" + b"X: y\r\n" * 300 + b"\r\n", {431}),
+    (b"GET /file.txt HTTP/1.0\r\nX-Big: " + b"v" * 100000 + b"\r\n\r\n", {431}),
+    (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(range(200)), {400}),
+    (b"\xff" * 300 + b"\r\n\r\n", {400}),
+    (b"\r\n" * 10, None),          # half-closed below: nothing to answer
+    (b"", None),
+    (b"GET /file.txt HTTP/1.0\r\n", {400}),  # half-closed mid-request
+    (b"GET /file.txt HTTP/1.0\r\nContent-Length: 10\r\n\r\nshort", {400}),
+]
+
+
+@pytest.mark.parametrize("data, statuses", MALFORMED, ids=[repr(d[:30]) for d, _ in MALFORMED])
+def test_malformed_input_is_answered_and_the_server_lives(srv, data, statuses):
+    reply = exchange(srv.port, data, half_close=True, timeout=10)
+    assert reply.ended in ("closed", "reset")
+    if statuses is None:
+        assert reply.raw == b""
+    else:
+        assert reply.status in statuses, reply.raw[:200]
+        head_only = data.startswith(b"HEAD ")
+        assert head_only or reply.body.startswith(b"<!DOCTYPE html>")
+    assert_alive(srv.port)
+
+
+def test_early_error_is_not_lost_to_a_reset(srv):
+    """A 413 arrives while the client is still sending 2 MB (RFC 1945 section 9.4)."""
+    with connect(srv.port) as sock:
+        sock.sendall(b"POST /nope.txt HTTP/1.0\r\nContent-Length: 2000000\r\n\r\n")
+        replies = []
+        reader = threading.Thread(target=lambda: replies.append(read_all(sock)))
+        reader.start()
+        try:
+            for _ in range(2000000 // 65536 + 1):
+                sock.sendall(b"x" * 65536)
+        except OSError:
+            pass  # the server may stop reading after its bounded drain; the reply is what counts
+        reader.join(timeout=15)
+        assert not reader.is_alive()
+    raw, ended = replies[0]
+    assert parse_reply(raw).status == 413
+
+
+def test_client_vanishing_mid_response_costs_nothing(srv):
+    for _ in range(5):
+        with connect(srv.port) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            assert len(sock.recv(1024)) > 0
+    assert_alive(srv.port)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_no_descriptor_leaks(docroot):
+    with running_server(docroot, "--quiet") as handle:
+        fds = Path(f"/proc/{handle.process.pid}/fd")
+        assert_alive(handle.port)
+        baseline = len(list(fds.iterdir()))
+        for data, _ in MALFORMED[:12]:
+            exchange(handle.port, data, half_close=True)
+        for _ in range(3):
+            with connect(handle.port) as sock:
+                sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+                sock.recv(1024)
+        with connect(handle.port) as sock:
+            sock.sendall(b"GET /file.txt HTTP/1.0\r\n")  # and vanish mid-request
+        deadline = time.monotonic() + 10  # closes happen in the connection threads
+        while len(list(fds.iterdir())) > baseline:
+            assert time.monotonic() < deadline, sorted(os.readlink(f) for f in fds.iterdir())
+            time.sleep(0.02)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_stalled_client_does_not_delay_another(any_mode):
+    with connect(any_mode.port) as stalled:
+        stalled.sendall(b"GET /file.txt HTTP/1.0\r\n")  # half a request, then nothing
+        fast = get(any_mode.port, "/file.txt", timeout=5)
+        assert fast.status == 200 and fast.body == b"hello\n"
+        stalled.settimeout(0.2)
+        with pytest.raises(socket.timeout):  # still waiting for the rest of its request
+            stalled.recv(1)
+        stalled.settimeout(10)
+        stalled.sendall(b"\r\n")
+        raw, _ = read_all(stalled)
+    assert parse_reply(raw).status == 200
+
+
+def test_fifty_parallel_downloads_are_byte_exact(any_mode, docroot):
+    expected = sha256((docroot / "big.bin").read_bytes())
+
+    def download(_):
+        reply = get(any_mode.port, "/big.bin", timeout=30)
+        return reply.status, sha256(reply.body)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(download, range(50)))
+    assert results == [(200, expected)] * 50
+
+
+@pytest.mark.parametrize("mode", ["pool", "spawn"])
+def test_connection_cap_answers_503(docroot, mode):
+    with running_server(docroot, "--mode", mode, "--max-connections", "2", "--quiet") as handle:
+        holders = []
+        try:
+            for _ in range(2):  # two downloads that are served, but read no further
+                sock = connect(handle.port, rcvbuf=4096)
+                sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+                assert sock.recv(16).startswith(b"HTTP/1.0 200")  # proof it is being served
+                holders.append(sock)
+            refused = get(handle.port, "/file.txt", timeout=5)
+            assert refused.status == 503
+            assert refused.body.startswith(b"<!DOCTYPE html>")
+        finally:
+            for sock in holders:
+                sock.close()
+        # the two slots free up as soon as their threads notice the closes
+        deadline = time.monotonic() + 10
+        while (reply := get(handle.port, "/file.txt")).status == 503:
+            assert time.monotonic() < deadline
+        assert reply.status == 200 and reply.body == b"hello\n"
+
+
+# -- timeouts, signals, options ---------------------------------------------------------------
+
+
+def test_read_timeout(docroot):
+    with running_server(docroot, "--timeout", "0.5", "--quiet") as handle:
+        with connect(handle.port) as sock:
+            sock.sendall(b"GET /file.txt HTTP/1.0\r\n")
+            raw, ended = read_all(sock)
+        assert parse_reply(raw).status == 408 and ended == "closed"
+        with connect(handle.port) as sock:  # silent: closed without a word
+            assert read_all(sock) == (b"", "closed")
+        assert_alive(handle.port)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_lets_the_download_in_flight_finish(docroot, sig):
+    expected = sha256((docroot / "big.bin").read_bytes())
+    with running_server(docroot, "--quiet") as handle:
+        with connect(handle.port, rcvbuf=65536) as sock:
+            sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.0 200")
+            handle.process.send_signal(sig)
+            handle.wait_line(r"^Stopping")
+            with pytest.raises(ConnectionRefusedError):
+                connect(handle.port, timeout=2).close()
+            rest, ended = read_all(sock)
+        reply = parse_reply(first + rest, ended)
+        assert sha256(reply.body) == expected
+        assert handle.process.wait(timeout=15) == 0
+        handle.wait_line(r"^Stopped$")
+
+
+def test_options_server_header_and_listing(srv, docroot):
+    assert get(srv.port, "/noindex/").status == 403  # no listing by default
+    assert get(srv.port, "/file.txt").header("server") == "http10-reference/1.0"
+    with running_server(docroot, "--no-server-header", "--listing", "--quiet") as handle:
+        reply = get(handle.port, "/noindex/")
+        assert reply.status == 200 and b'href="plain.txt"' in reply.body
+        assert reply.header("server") is None
+
+
+def _run_bad(*args, cwd=None):
+    return subprocess.run([sys.executable, str(SERVER_PY), *args], capture_output=True,
+                          text=True, timeout=20, cwd=cwd)
+
+
+def test_bad_arguments_give_one_line_and_status_2(tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        cases = [
+            ("x",), ("70000",), ("-1",), (), ("0", "--root", str(tmp_path / "missing")),
+            ("0", "--max-connections", "0"), ("0", "--timeout", "soon"), ("0", "--bogus"),
+            (str(busy.getsockname()[1]),), ("0", "--bind", "no-such-host.invalid"),
+        ]
+        for args in cases:
+            result = _run_bad(*args)
+            assert result.returncode == 2, (args, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("server.py: error: "), (args, lines)
+            assert "Traceback" not in result.stderr
+    finally:
+        busy.close()
+
+
+def test_startup_line(docroot):
+    process = subprocess.Popen([sys.executable, str(SERVER_PY), "0", "--root", str(docroot)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        process.stdout.close()
+    assert re.match(r"Serving .+ at http://127\.0\.0\.1:\d+/ \(pool mode", line)
+    assert "--bind 0.0.0.0" in line
+    assert process.returncode == 0
