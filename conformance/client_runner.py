@@ -22,7 +22,7 @@ from pathlib import Path
 from . import escape, match
 from .client_cases import ClientCase, ClientObservation, judge_client
 from .model import Result
-from .spawn import free_port, render_command
+from .spawn import anchor, free_port, render_command
 
 __all__ = ["run_client_case", "run_client_cases"]
 
@@ -118,6 +118,7 @@ def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", sc
         output = Path(scratch) / "body.out"
         argv = render_command(template, host=host, port=str(port), client_port=str(obs.client_port),
                               path=case.request_path, output=str(output))
+        argv = [anchor(arg) for arg in argv]
         server = None
         if listener is not None:
             server = threading.Thread(target=_serve, args=(case, listener, obs, deadline), daemon=True)

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["SpawnError", "SpawnedServer", "free_port", "render_command"]
+__all__ = ["SpawnError", "SpawnedServer", "anchor", "free_port", "render_command"]
 
 # How long a server may take to start listening: Java and Node servers need about
 # 150 ms here, a cold Python import several hundred; 15 s leaves room on a busy CI.
@@ -62,7 +62,7 @@ def render_command(template: str, **values: str) -> list[str]:
     return out
 
 
-def _anchor(arg: str) -> str:
+def anchor(arg: str) -> str:
     """Make a relative path to an existing file absolute.
 
     The server runs inside the fixture root, but ``--spawn "python3 server.py
@@ -109,7 +109,7 @@ class SpawnedServer:
         port = port or free_port(host)
         scratch = cls.make_scratch()
         argv = render_command(template, port=str(port), root=str(root), host=host, scratch=str(scratch))
-        return cls([_anchor(arg) for arg in argv], root, host, port, scratch)
+        return cls([anchor(arg) for arg in argv], root, host, port, scratch)
 
     def start(self) -> None:
         with self._lock:

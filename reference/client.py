@@ -19,6 +19,7 @@ Standard library only; Python 3.10 or newer.
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import socket
 import sys
@@ -171,8 +172,9 @@ def content_length(head: ResponseHead, method: str) -> int | None:
     values = {value.strip() for key, value in head.headers if key.lower() == "content-length"}
     if len(values) != 1:
         return None
-    value = values.pop()
-    return int(value) if value.isascii() and value.isdigit() else None
+    value = values.pop().lstrip("0") or "0"
+    # At most 18 digits: int() refuses very long numbers, and no body is that long.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 # --------------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ def _connect(host: str, server_port: int, client_port: int, timeout: float) -> s
                            f"(is the server running?)")
             except OSError as error:
                 problem = f"cannot connect to {host} port {server_port}: {error.strerror}"
-                if error.errno == 99:  # EADDRNOTAVAIL: the same 4-tuple is in TIME_WAIT
+                if error.errno == errno.EADDRNOTAVAIL:  # this very 4-tuple is in TIME_WAIT
                     problem += (f" (local port {client_port} was just used to reach it; "
                                 f"wait a minute or use another CLIENT_PORT)")
         except BaseException:

@@ -524,7 +524,7 @@ def test_order_then_glob_takes_the_earliest():
 def _spec_level_table() -> list[tuple[str, str, bool, str]]:
     """(raw, level, strict, final) rows read from cases/README.md, section Verdicts."""
     readme = Path(__file__).resolve().parents[1] / "cases" / "README.md"
-    section = readme.read_text(encoding="utf-8").split("## Verdicts", 1)[1]
+    section = readme.read_text(encoding="utf-8").split("## Verdicts", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     header = [cell.strip() for cell in rows[0].strip("|").split("|")]
     assert header == ["raw", "MUST", "SHOULD", "MAY"]

@@ -245,7 +245,8 @@ def test_agrees_on_the_reference_server(bundle_file: Path, root: Path, singles: 
     with reference_server(root) as port:
         node = node_verdicts(bundle_file, root, port, singles)
     assert compare(python, node, singles) == []
-    assert {r["verdict"] for r in node.values()} == {"pass"}
+    # The model answer fails nothing (a MAY case may still be "info").
+    assert not {r["verdict"] for r in node.values()} & {"fail", "error"}
 
 
 @pytest.mark.slow

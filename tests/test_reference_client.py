@@ -96,6 +96,8 @@ def test_response_head_tolerances_and_failures():
     (b"HTTP/1.0 200 OK\r\n\r\n", "GET", None),
     (b"HTTP/1.0 200 OK\r\nContent-Length: x\r\n\r\n", "GET", None),
     (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "GET", None),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 007\r\n\r\n", "GET", 7),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n", "GET", None),
 ])
 def test_content_length(head, method, expected):
     assert C.content_length(C.parse_response_head(head), method) == expected

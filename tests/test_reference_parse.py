@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 import os
 import re
-import stat
 import sys
 import time
 from pathlib import Path
@@ -562,6 +561,20 @@ def test_unreadable_file_is_403(jail):
 def test_content_type_by_extension(jail, name, expected):
     (jail / name).write_bytes(b"x")
     assert answer(jail, f"GET /{name} HTTP/1.0\r\n\r\n".encode())[1]["Content-Type"] == expected
+
+
+def test_utf8_text_is_labelled_with_its_charset(jail):
+    (jail / "utf8.txt").write_text("caf\u00e9 \u20ac\n", encoding="utf-8")
+    (jail / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (jail / "big.txt").write_bytes("\u20ac".encode() * 30000)  # streamed; sampled at its start
+    (jail / "utf8.bin").write_text("caf\u00e9", encoding="utf-8")
+    expected = {"utf8.txt": "text/plain; charset=utf-8", "latin1.txt": "text/plain",
+                "big.txt": "text/plain; charset=utf-8", "file.txt": "text/plain",
+                "utf8.bin": "application/octet-stream"}
+    for name, kind in expected.items():
+        for method in (b"GET", b"HEAD"):
+            headers = answer(jail, method + f" /{name} HTTP/1.0\r\n\r\n".encode())[1]
+            assert headers["Content-Type"] == kind, (name, method)
 
 
 def test_error_response_has_a_short_html_page():

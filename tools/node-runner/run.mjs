@@ -17,6 +17,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 const USAGE =
   "usage: node run.mjs --bundle BUNDLE.json --target HOST:PORT --root DIR " +
@@ -128,6 +129,7 @@ function pyRegExp(pattern) {
 
 function translatePyRegExp(pattern) {
   let flags = "";
+  let multiline = false;
   let p = pattern;
   // Global inline flags at the start: (?i), (?s), (?m); a and u are the defaults of a
   // str pattern here; x and L have no JavaScript counterpart.
@@ -135,13 +137,14 @@ function translatePyRegExp(pattern) {
     const m = /^\(\?([aiLmsux]+)\)/.exec(p);
     if (!m) break;
     for (const f of m[1]) {
-      if (f === "i" || f === "m" || f === "s") {
+      if (f === "i" || f === "s") {
         if (!flags.includes(f)) flags += f;
+      } else if (f === "m") {
+        multiline = true; // anchors are translated; JavaScript's "m" also breaks at CR
       } else if (f === "x" || f === "L") throw new Error("unsupported flag");
     }
     p = p.slice(m[0].length);
   }
-  const multiline = flags.includes("m");
   let out = "";
   let inClass = false;
   let classStart = false;
@@ -192,6 +195,10 @@ function translatePyRegExp(pattern) {
     }
     if (c === "." && !flags.includes("s")) {
       out += "[^\\n]"; // Python's "." stops only at LF; JavaScript's also at CR
+      continue;
+    }
+    if (c === "^") {
+      out += multiline ? "(?:(?<![\\s\\S])|(?<=\\n))" : "(?<![\\s\\S])";
       continue;
     }
     if (c === "$") {
@@ -771,6 +778,24 @@ function play(conn, target, scale) {
     let wake = null; // cuts the sender's current wait short when the socket ends
 
     const socket = new net.Socket({ allowHalfOpen: true });
+    // A failed write (EPIPE, ECONNRESET: the server answered early and closed) must
+    // not destroy the socket: Node would then drop the answer still waiting in the
+    // kernel, which a reader that sends first and reads after (the Python runner,
+    // most clients) gets. The failure is kept here and sending stops; reading goes
+    // on to the server's bytes and the EOF or reset after them.
+    let writeFailed = null;
+    const keepOnWriteError = (method) => {
+      const original = socket[method].bind(socket);
+      socket[method] = (...args) => {
+        const cb = args.pop();
+        original(...args, (err) => {
+          if (err) writeFailed = writeFailed ?? err;
+          cb();
+        });
+      };
+    };
+    keepOnWriteError("_write");
+    keepOnWriteError("_writev");
 
     const finish = (end) => {
       if (finished) return;
@@ -844,9 +869,9 @@ function play(conn, target, scale) {
     /** Wait until a write reaches the kernel (true), or the socket fails (false). */
     const write = (buf) =>
       new Promise((ok) => {
-        if (socket.destroyed || socket.writableEnded) return ok(false);
+        if (socket.destroyed || socket.writableEnded || writeFailed) return ok(false);
         wake = () => ok(false);
-        socket.write(buf, (err) => ok(!err));
+        socket.write(buf, (err) => ok(!err && !writeFailed));
       }).finally(() => {
         wake = null;
       });
@@ -872,7 +897,8 @@ function play(conn, target, scale) {
           if (!(await write(piece))) {
             // The server may answer and close before the request is complete (an
             // early 400 or 414): what it sent is still read.
-            error = `the server closed the connection after ${count} request bytes`;
+            const why = writeFailed ? ` (${writeFailed.code || writeFailed.message})` : "";
+            error = `the server closed the connection after ${count} request bytes${why}`;
             return;
           }
           sent.push(piece);
@@ -985,6 +1011,8 @@ function loadBundle(file) {
 }
 
 async function main() {
+  // A reader that goes away (`| head -1`) ends the run, as SIGPIPE would.
+  process.stdout.on("error", (err) => process.exit(err.code === "EPIPE" ? 1 : 2));
   const opts = parseArgs(process.argv.slice(2));
   const bundle = loadBundle(opts.bundle);
   const target = parseTarget(opts.target);
@@ -1030,19 +1058,32 @@ function oneLine(text) {
   return text.replace(/[\x00-\x1f\x7f]/g, (ch) => (ch === "\n" ? "\\n" : ch === "\r" ? "\\r" : "\\x" + ch.charCodeAt(0).toString(16).padStart(2, "0")));
 }
 
-main().then(
-  (status) => {
-    process.exitCode = status;
-    // Every socket is destroyed and every timer cleared by now; exit anyway so that
-    // nothing left behind can keep the process alive.
-    setTimeout(() => process.exit(status), 100).unref();
-  },
-  (error) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`run.mjs: ${error.message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`run.mjs: internal error: ${error?.stack ?? error}\n`);
-    process.exit(1);
-  },
-);
+// Run only when executed, so that tests and other tools can import the functions.
+function executedDirectly() {
+  try {
+    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+const executed = executedDirectly();
+if (executed) {
+  main().then(
+    (status) => {
+      process.exitCode = status;
+      // Every socket is destroyed and every timer cleared by now; exit anyway so that
+      // nothing left behind can keep the process alive.
+      setTimeout(() => process.exit(status), 100).unref();
+    },
+    (error) => {
+      if (error instanceof UsageError) {
+        process.stderr.write(`run.mjs: ${error.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`run.mjs: internal error: ${error?.stack ?? error}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+export { parseResponse, headerValues, requestMethod, parseHttpDate, pyRegExp, fnmatch, judge, buildCase, buildOutcome, selectCases, finalVerdict, toBytes, DocRoot };
