@@ -328,7 +328,13 @@ def _body_difference(got: bytes, want: bytes, what: str, prefix_ok: bool) -> str
     at = first_difference(got, want)
     if at is None or (prefix_ok and at == len(got)):
         return None
-    return f"body differs from {what} at byte {at} (got {len(got)} bytes, expected {len(want)})"
+    # A few bytes on each side of the difference tell a text-mode or encoding bug at a glance.
+    start = max(0, at - 4)
+    context = (
+        f": got {_show(got[start:at + 8])}, expected {_show(want[start:at + 8])} from byte {start}"
+        if at < len(got) and at < len(want) else ""
+    )
+    return f"body differs from {what} at byte {at} (got {len(got)} bytes, expected {len(want)}){context}"
 
 
 def first_difference(a: bytes, b: bytes, block: int = 1 << 16) -> int | None:

@@ -178,13 +178,13 @@ MATCHER_CASES = [
     ("body.fixture", Outcome(body=B(fixture="file.txt")), response(), {}, None),
     ("body.fixture", Outcome(body=B(fixture="empty.txt")), response(b""), {}, None),
     ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"hello\n!!"), {}, "body differs from file.txt at byte 6 (got 8 bytes, expected 6)"),
-    ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"hellO\n"), {}, "body differs from file.txt at byte 4 (got 6 bytes, expected 6)"),
+    ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"hellO\n"), {}, "body differs from file.txt at byte 4 (got 6 bytes, expected 6): got 'hellO\\n', expected 'hello\\n' from byte 0"),
     ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"hel"), {}, "body differs from file.txt at byte 3 (got 3 bytes, expected 6)"),
     ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"hel"), {"end": "limit"}, None),
-    ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"heL"), {"end": "limit"}, "body differs from file.txt at byte 2 (got 3 bytes, expected 6)"),
+    ("body.fixture", Outcome(body=B(fixture="file.txt")), response(b"heL"), {"end": "limit"}, "body differs from file.txt at byte 2 (got 3 bytes, expected 6): got 'heL', expected 'hello\\n' from byte 0"),
     ("body.fixture", Outcome(body=B(fixture="nope.txt")), response(), {}, "fixture nope.txt cannot be read: 'nope.txt'"),
     ("body.equal", Outcome(body=B(equal=b"hello\n")), response(), {}, None),
-    ("body.equal", Outcome(body=B(equal=b"\x00\xff")), response(b"\x00\xfe"), {}, "body differs from the expected bytes at byte 1 (got 2 bytes, expected 2)"),
+    ("body.equal", Outcome(body=B(equal=b"\x00\xff")), response(b"\x00\xfe"), {}, "body differs from the expected bytes at byte 1 (got 2 bytes, expected 2): got '\\x00\\xfe', expected '\\x00\\xff' from byte 0"),
     ("body.empty", Outcome(body=B(empty=True)), response(b""), {}, None),
     ("body.empty", Outcome(body=B(empty=True)), response(), {}, "body has 6 bytes, expected none"),
     ("body.empty", Outcome(body=B(empty=False)), response(), {}, None),
@@ -292,8 +292,10 @@ def test_big_body_difference_is_located():
     broken = bytearray(BIG)
     broken[700_001] ^= 0xFF
     result = judge(Outcome(body=B(fixture="big.bin")), response(bytes(broken)))
+    got, want = bytes(broken[699997:700009]), BIG[699997:700009]
     assert result.findings == (
-        f"body differs from big.bin at byte 700001 (got {len(BIG)} bytes, expected {len(BIG)})",
+        f"body differs from big.bin at byte 700001 (got {len(BIG)} bytes, expected {len(BIG)}): "
+        f"got {repr(got)[1:]}, expected {repr(want)[1:]} from byte 699997",
     )
 
 

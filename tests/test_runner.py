@@ -37,6 +37,7 @@ def verdicts(proc: subprocess.CompletedProcess) -> dict[str, str]:
     return {r["id"]: r["verdict"] for r in report["results"]}
 
 
+@pytest.mark.slow
 def test_reference_passes_every_case_serially_and_in_parallel():
     serial = conformance("--profile", "all", "--format", "json", "-q")
     parallel = conformance("--profile", "all", "--format", "json", "-q", "--jobs", "8")
