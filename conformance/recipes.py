@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .spawn import free_port  # noqa: E402  (one port picker for the runner and recipes)
+
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -400,12 +402,6 @@ def wait_for_port(host: str, port: int, deadline: float, proc: subprocess.Popen 
         except OSError:
             time.sleep(0.02)
     return False
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def group_alive(pgid: int) -> bool:

@@ -41,6 +41,8 @@ class Server(Protocol):
 
     def exit_status(self) -> int | None: ...
 
+    def wait_exit(self, timeout: float) -> int | None: ...
+
     def restart(self) -> None: ...
 
 
@@ -179,16 +181,17 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         verdict = "error"
     else:
         verdict = match.final_verdict(match.worst(raws or ["pass"]), case.level, options.strict)
-    died = server.exit_status() if server is not None else None
+    alive = None
+    if case.liveness and verdict != "error":
+        alive = _liveness(target, fixtures, options.timeout_scale)
+    died = _death(server, suspect=alive is not None or verdict == "error")
     if died is not None:
         verdict = "fail"
-        findings.append(f"the server process exited (status {died}) during this case; it was restarted")
+        findings.insert(0, f"the server process exited (status {died}) during this case; it was restarted")
         server.restart()
-    elif case.liveness and verdict != "error":
-        alive = _liveness(target, fixtures, options.timeout_scale)
-        if alive:
-            verdict = "fail"
-            findings.append(alive)
+    elif alive:
+        verdict = "fail"
+        findings.insert(0, alive)
     sent = b"".join(o.sent for o in observations if o is not None)
     received = b"".join(o.received for o in observations if o is not None)
     return Result(
@@ -210,14 +213,38 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
     )
 
 
-def _liveness(target: Target, fixtures, scale: float) -> str | None:
-    obs, served = _ask_canary(target, fixtures, scale)
-    if served:
+# How long a server that stopped answering may take to be seen as exited.
+EXIT_GRACE = 2.0
+
+
+def _death(server: Server | None, suspect: bool) -> int | None:
+    """The exit status of a spawned server that died, waiting a little when in doubt."""
+    if server is None:
         return None
+    status = server.exit_status()
+    if status is None and suspect:
+        status = server.wait_exit(EXIT_GRACE)
+    return status
+
+
+# A liveness probe that fails is asked again after a pause: under --jobs another
+# case may hold a one-at-a-time server for a moment, which is that case's doing.
+LIVENESS_TRIES = 3
+LIVENESS_PAUSE = 0.5
+
+
+def _liveness(target: Target, fixtures, scale: float) -> str | None:
+    for attempt in range(LIVENESS_TRIES):
+        if attempt:
+            time.sleep(LIVENESS_PAUSE * scale)
+        obs, served = _ask_canary(target, fixtures, scale)
+        if served:
+            return None
     got = f"{len(obs.received)} bytes without the canary's content" if obs.received else "no answer"
     return (
         f"after this case the server no longer answered a plain GET /{fixtures.canary_path} on a "
-        f"new connection ({got}; {obs.error or _ending(obs)}): bad input must never stop a server"
+        f"new connection ({got}; {obs.error or _ending(obs)}), {LIVENESS_TRIES} times: bad input "
+        "must never stop a server"
     )
 
 

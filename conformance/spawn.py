@@ -164,6 +164,16 @@ class SpawnedServer:
         with self._lock:
             return None if self.proc is None else self.proc.poll()
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit status once the server has exited, or None if it still runs after ``timeout``."""
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def restart(self) -> None:
         with self._lock:
             if self.proc is not None and self.proc.poll() is None:

@@ -215,13 +215,19 @@ def _wait_watching(sock: socket.socket, board: EventBoard, globs: tuple[str, ...
     while True:
         state = board.state(globs)
         if state != "no":
-            return state
+            # One last look: the server may have closed on us just before the other
+            # connection's event, and that order is what a scenario judges.
+            return "server" if _readable(sock, 0) else state
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return "timeout"
-        readable, _, _ = select.select([sock], [], [], min(WATCH_INTERVAL, remaining))
-        if readable:
+        if _readable(sock, min(WATCH_INTERVAL, remaining)):
             return "server"
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
 
 
 def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard, deadline: float) -> None:

@@ -37,7 +37,7 @@ def run(defect: str | None, ids: list[str]) -> tuple[int, dict[str, str]]:
     selection = [arg for case_id in ids for arg in ("--id", case_id)]
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "--spawn", spawn, *selection, "--format", "json", "-q",
-         "--jobs", "4", "--timeout-scale", "0.5"],
+         "--jobs", "1", "--timeout-scale", "0.5"],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     if proc.returncode not in (0, 1):
@@ -45,9 +45,21 @@ def run(defect: str | None, ids: list[str]) -> tuple[int, dict[str, str]]:
     return proc.returncode, {r["id"]: r["verdict"] for r in json.loads(proc.stdout)["results"]}
 
 
+# Each defect replays this many of its catching cases, spread over the list, one at a
+# time as they were measured: all of them would take minutes for the defects that
+# make every case wait for a timeout.
+REPLAY = 6
+
+
+def spread(ids: list[str], count: int = REPLAY) -> list[str]:
+    if len(ids) <= count:
+        return ids
+    return [ids[i * (len(ids) - 1) // (count - 1)] for i in range(count)]
+
+
 @pytest.mark.parametrize("defect", sorted(d for d, row in TABLE.items() if row["cases"]))
 def test_each_defect_fails_the_cases_measured_to_catch_it(defect):
-    ids = TABLE[defect]["cases"]
+    ids = spread(TABLE[defect]["cases"])
     status, verdicts = run(defect, ids)
     assert status == 1
     passed = sorted(i for i in ids if verdicts.get(i) not in ("fail", "error"))

@@ -162,22 +162,8 @@ def _listening_port(proc: subprocess.Popen, deadline: float) -> int:
 
 
 @contextmanager
-def broken_server(root: Path) -> Iterator[int]:
-    """The student server with one defect; Python's http.server if it is not there."""
-    if STUDENT_SERVER.is_file():
-        proc = subprocess.Popen(
-            [sys.executable, str(STUDENT_SERVER), "0", "--root", str(root), "--defect", BROKEN_DEFECT],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            port = _listening_port(proc, time.monotonic() + START_TIMEOUT)
-            _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
-            yield port
-        finally:
-            _stop(proc)
-        return
+def http_server(root: Path) -> Iterator[int]:
+    """Python's http.server, as it comes: a real server with a few departures."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
@@ -190,6 +176,31 @@ def broken_server(root: Path) -> Iterator[int]:
         yield port
     finally:
         _stop(proc)
+
+
+@contextmanager
+def student_server(root: Path, defect: str) -> Iterator[int]:
+    """tests/student_server.py with one defect switched on."""
+    proc = subprocess.Popen(
+        [sys.executable, str(STUDENT_SERVER), "0", "--root", str(root), "--defect", defect],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = _listening_port(proc, time.monotonic() + START_TIMEOUT)
+        _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
+        yield port
+    finally:
+        _stop(proc)
+
+
+def broken_server(root: Path, kind: str):
+    if kind == "http.server":
+        return http_server(root)
+    if not STUDENT_SERVER.is_file():
+        pytest.skip("tests/student_server.py is not there (http.server covers a broken server)")
+    return student_server(root, kind)
 
 
 # --- the two runners ----------------------------------------------------------------
@@ -250,14 +261,18 @@ def test_agrees_on_the_reference_server(bundle_file: Path, root: Path, singles: 
 
 
 @pytest.mark.slow
-def test_agrees_on_a_broken_server(bundle_file: Path, root: Path, singles: list[str]) -> None:
-    with broken_server(root) as port:
+@pytest.mark.parametrize("kind", [BROKEN_DEFECT, "http.server"])
+def test_agrees_on_a_broken_server(bundle_file: Path, root: Path, singles: list[str], kind: str) -> None:
+    """The student server with a defect, and Python's http.server (a real server that
+    answers a POST with 501 and closes without reading the body: the answer must not
+    be lost by either runner)."""
+    with broken_server(root, kind) as port:
         python = python_verdicts(port, singles)
-    with broken_server(root) as port:
+    with broken_server(root, kind) as port:
         node = node_verdicts(bundle_file, root, port, singles)
     assert compare(python, node, singles) == []
     failed = sorted(cid for cid in singles if node[cid]["verdict"] == "fail")
-    assert failed, "the broken server failed no case: it does not show its defect"
+    assert failed, f"{kind} failed no case: it does not show a defect"
     assert all(python[cid] == "fail" for cid in failed)
 
 

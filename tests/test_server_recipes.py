@@ -76,27 +76,7 @@ def _get(port: int, path: str, host_header: bool = True) -> bytes:
         return b"".join(chunks)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Zombies still count for killpg; look for a live member in /proc where we can.
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+_group_alive = recipes_mod.group_alive
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

@@ -3,8 +3,8 @@
 
     python tools/variant_catches.py [--jobs N] [--defect NAME ...]
 
-Runs every MUST case (profile "all": the slow ones are left out) against the student
-server of tests/student_server.py once per defect, and writes
+Runs every MUST case (profile "all": the slow ones are left out), one at a time, against
+the student server of tests/student_server.py once per defect, and writes
 tests/variant_catches.json: for each defect, the MUST cases it fails. The test
 tests/test_corpus_variants.py replays exactly those cases against each defect in CI
 (and checks the defect-free server passes them), and checks that every MUST case is
@@ -32,6 +32,8 @@ STUDENT = f"{shlex.quote(sys.executable)} {shlex.quote(str(REPO / 'tests' / 'stu
 
 
 def failing_cases(defect: str | None, jobs: int) -> tuple[int, list[str]]:
+    # Serial by default: with cases in flight together, a defect that kills or blocks
+    # the server also fails the cases that happened to run beside the one that did it.
     spawn = STUDENT + (f" --defect {defect}" if defect else "")
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "--spawn", spawn, "--profile", "all", "--level", "MUST",
@@ -46,7 +48,7 @@ def failing_cases(defect: str | None, jobs: int) -> tuple[int, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=1, help="cases in flight at once (default 1: exact attribution)")
     parser.add_argument("--defect", action="append", default=[], choices=sorted(DEFECTS))
     args = parser.parse_args()
     status, clean = failing_cases(None, args.jobs)

@@ -12,7 +12,6 @@
 // Scenarios (cases with `connection`) are listed as skipped. Cases run one at a
 // time. Every socket has a deadline, and every case a hard cap on top of it.
 
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -26,7 +25,6 @@ const USAGE =
 const BUNDLE_FORMAT = "http10-conformance-corpus";
 const DEFAULT_PROFILE = "default";
 const LEVELS = ["MUST", "SHOULD", "MAY"];
-const VERDICTS = ["error", "fail", "warn", "info", "pass", "skip"]; // worst first
 const DEFAULT_VERSIONS = ["HTTP/1.0", "HTTP/1.1"];
 const DEFAULT_TIMEOUT = 5; // seconds, cases/README.md "Connection"
 const MAX_KEEP = 64 * 1024 * 1024; // the size cap: bytes kept for judging
@@ -844,6 +842,8 @@ function play(conn, target, scale) {
         return;
       }
       if (err.code === "ECONNRESET") settle("reset");
+      // half_close on a connection the server already dropped (ENOTCONN).
+      else if (err.syscall === "shutdown") settle("closed");
       // EPIPE: the peer had closed (its FIN came first), and our write met its reset.
       else if (err.code === "EPIPE") settle("closed");
       else {
