@@ -173,8 +173,10 @@ def _match_version(ex: Exchange, outcome: Outcome) -> str | None:
         return f"no version, expected {_or(allowed)}"
     if resp.version_text in allowed:
         return None
+    # Integers on both sides, but a leading-zero form on either side matches only itself.
     canonical = "HTTP/%d.%d" % resp.version
-    if canonical == resp.version_text and resp.version in {_version_pair(v) for v in allowed}:
+    plain = {_version_pair(v) for v in allowed if _version_pair(v) and v == "HTTP/%d.%d" % _version_pair(v)}
+    if canonical == resp.version_text and resp.version in plain:
         return None
     return f"version {resp.version_text}, expected {_or(allowed)}"
 

@@ -590,3 +590,10 @@ def test_worst_follows_model_order():
 def test_worst_rejects_unknown():
     with pytest.raises(ValueError):
         worst(["pass", "great"])
+
+
+def test_a_leading_zero_version_matches_only_itself():
+    # cases/README.md: versions compare as integers, but a leading-zero form on either
+    # side matches only the same text.
+    assert judge(Outcome(version=("HTTP/01.0",)), response(b"hello\n")).verdict == "fail"
+    assert judge(Outcome(version=("HTTP/1.0",)), response(b"hello\n")).verdict == "pass"
