@@ -183,6 +183,10 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         verdict = match.final_verdict(match.worst(raws or ["pass"]), case.level, options.strict)
     alive = None
     if case.liveness and verdict != "error":
+        if any(c.read is not None for c in case.connections):
+            # The client hung up early: give the server the moment it needs to run
+            # into the broken connection before asking whether it survived.
+            time.sleep(SETTLE * options.timeout_scale)
         alive = _liveness(target, fixtures, options.timeout_scale)
     died = _death(server, suspect=alive is not None or verdict == "error")
     if died is not None:
@@ -212,6 +216,10 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         hint=case.hint,
     )
 
+
+# After a client vanished mid-exchange, how long the server gets to hit the broken
+# connection (a write that fails a millisecond later) before the liveness probe.
+SETTLE = 0.3
 
 # How long a server that stopped answering may take to be seen as exited.
 EXIT_GRACE = 2.0

@@ -76,6 +76,11 @@ DEFECTS: dict[str, Defect] = {
         "in the accept loop: a line without exactly three words (a malformed "
         "line, or an HTTP/0.9 request) raises and kills the whole process",
         ("ROB-6", "R-5.1-a", "R-3.1-h", "R-1.3-b")),
+    "crash-on-empty-request": Defect(
+        "takes `request.split()[0]` as the method in the accept loop: a client "
+        "that connects and closes without sending a byte (a port scanner, a "
+        "browser's spare connection) raises IndexError and kills the process",
+        ("ROB-6", "R-1.3-b")),
     "head-sends-body": Defect(
         "answers HEAD exactly like GET, body included",
         ("R-8.2-a",)),
@@ -696,17 +701,20 @@ def accept_loop(listener: socket.socket, ctx: Context) -> None:
             serve_connection(conn, ctx)
             continue
         prefix = b""
-        if has("crash-on-bad-request-line"):
+        if has("crash-on-bad-request-line") or has("crash-on-empty-request"):
             conn.settimeout(READ_TIMEOUT)
             try:
                 prefix = read_first_line(conn)
             except OSError:
                 conn.close()
                 continue
+            if not prefix and has("crash-on-empty-request"):
+                method = prefix.split()[0]      # noqa: F841 (the mistake: IndexError)
             if not prefix:              # the client left without a word
                 conn.close()
                 continue
-            method, path, version = prefix.decode().split()   # noqa: F841 (the mistake)
+            if has("crash-on-bad-request-line"):
+                method, path, version = prefix.decode().split()   # noqa: F841 (the mistake)
         if not slots.acquire(blocking=False):
             threading.Thread(target=refuse, args=(conn,), daemon=True).start()
             continue

@@ -355,6 +355,13 @@ def _(srv, root):
     return liveness(srv)
 
 
+@probe("crash-on-empty-request")
+def _(srv, root):
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=2):
+        pass
+    return liveness(srv)
+
+
 @probe("head-sends-body")
 def _(srv, root):
     resp = request(srv, b"HEAD /file.txt HTTP/1.0\r\n\r\n")
