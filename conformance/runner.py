@@ -173,7 +173,7 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         expected += [_describe(conn.name, e, case.scenario) for e in judgement.expected]
         actual.append(_describe(conn.name, judgement.actual, case.scenario))
     for order in case.order:
-        finding = match.judge_order(order, board.times)
+        finding = match.judge_order(order, board.snapshot())
         if finding:
             raws.append("fail")
             findings.append(finding)

@@ -79,6 +79,15 @@ class EventBoard:
                 return "never" if name in self._done else "no"
         return "yes"
 
+    def events_of(self, name: str) -> dict[str, float]:
+        """A copy of one connection's events, taken while no other thread adds one."""
+        with self._cond:
+            return {k: v for k, v in self.times.items() if k.startswith(name + ".")}
+
+    def snapshot(self) -> dict[str, float]:
+        with self._cond:
+            return dict(self.times)
+
     def state(self, globs: tuple[str, ...]) -> str:
         """'yes', 'no' (not yet) or 'never' for a set of event globs, right now."""
         with self._cond:
@@ -164,7 +173,7 @@ def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0
                 obs.end = "limit"
     finally:
         board.emit(conn.name, "done")
-        obs.events = {k: v for k, v in board.times.items() if k.startswith(conn.name + ".")}
+        obs.events = board.events_of(conn.name)
     return obs
 
 
