@@ -124,6 +124,8 @@ def run_matrix(
             for result in ran:
                 row["counts"][result.verdict] += 1
                 row["counts"]["total"] += 1
+            # The bytes are kept for the cells a reader will open, not for passes: the
+            # committed matrix stays small enough to read in a diff.
             results[recipe.name] = {
                 r.id: {
                     "verdict": r.verdict,
@@ -131,8 +133,8 @@ def run_matrix(
                     "expected": r.expected,
                     "actual": r.actual,
                     "findings": r.findings,
-                    "sent": r.sent,
-                    "received": r.received,
+                    "sent": "" if r.verdict == "pass" else r.sent,
+                    "received": "" if r.verdict == "pass" else r.received,
                     "known": r.id in known,
                 }
                 for r in ran
