@@ -117,12 +117,10 @@ class Corpus:
 
 
 def default_cases_dir() -> Path:
-    """The corpus shipped with the package, or the checkout's ``cases/`` folder."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "cases", here.parent / "cases"):
-        if (candidate / SCHEMA_FILE).is_file():
-            return candidate
-    return here.parent / "cases"
+    """The checkout's ``cases/`` folder, or the corpus shipped inside the package."""
+    from .resources import cases_dir
+
+    return cases_dir()
 
 
 # ---------------------------------------------------------------------------
