@@ -97,7 +97,7 @@ def _processes_with(token: str) -> list[int]:
 def _spawn_with_child(token: str) -> str:
     # sh stays as the group leader with the server as its child, so only a
     # process-group stop gets both.
-    inner = f"{PY} -m http.server {{port}} --bind {{host}} --protocol HTTP/1.0; : {token}"
+    inner = f"{PY} -m http.server {{port}} --bind {{host}}; : {token}"
     return f"sh -c {shlex.quote(inner)}"
 
 
