@@ -359,7 +359,10 @@ def _(srv, root):
 def _(srv, root):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=2):
         pass
-    return liveness(srv)
+    try:
+        return liveness(srv)
+    except OSError as exc:  # the dying process can reset the probe's connection
+        return f"the next connection failed ({exc})"
 
 
 @probe("head-sends-body")
