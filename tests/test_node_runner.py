@@ -31,6 +31,7 @@ import pytest
 
 from conformance.docroot import Fixtures
 from conformance.export import build_bundle, dumps
+from conformance.spawn import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "cases"
@@ -88,9 +89,7 @@ def scenarios(bundle: dict) -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port("127.0.0.1")
 
 
 def _wait_port(port: int, proc: subprocess.Popen, deadline: float) -> None:
@@ -121,18 +120,20 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def reference_server(root: Path) -> Iterator[int]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "reference" / "server.py"), str(port), "--root", str(root), "--quiet"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _serving(argv: list[str], port: int) -> Iterator[int]:
+    """Start a server that takes its port on the command line; always stop it."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
         yield port
     finally:
         _stop(proc)
+
+
+def reference_server(root: Path):
+    port = _free_port()
+    return _serving([sys.executable, str(REPO / "reference" / "server.py"), str(port), "--root", str(root),
+                     "--quiet"], port)
 
 
 def _listening_port(proc: subprocess.Popen, deadline: float) -> int:
@@ -161,21 +162,11 @@ def _listening_port(proc: subprocess.Popen, deadline: float) -> int:
             return int(found[1])
 
 
-@contextmanager
-def http_server(root: Path) -> Iterator[int]:
+def http_server(root: Path):
     """Python's http.server, as it comes: a real server with a few departures."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-         "--protocol", "HTTP/1.0", "--directory", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port, proc, time.monotonic() + START_TIMEOUT)
-        yield port
-    finally:
-        _stop(proc)
+    return _serving([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                     "--protocol", "HTTP/1.0", "--directory", str(root)], port)
 
 
 @contextmanager
