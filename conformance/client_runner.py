@@ -10,8 +10,6 @@ here only; every wait is bounded.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +20,7 @@ from pathlib import Path
 from . import escape, match
 from .client_cases import ClientCase, ClientObservation, judge_client
 from .model import Result
-from .spawn import anchor, free_port, render_command
+from .spawn import anchor, free_port, render_command, stop_group
 
 __all__ = ["run_client_case", "run_client_cases"]
 
@@ -85,19 +83,6 @@ def _serve(case: ClientCase, listener: socket.socket, obs: ClientObservation, de
         obs.request = bytes(request)
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(2)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", scale: float = 1.0,
                     strict: bool = False) -> Result:
     """Run one client case; never raises on what the client does."""
@@ -134,7 +119,7 @@ def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", sc
             out, err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
             obs.exit_status = proc.returncode
         except subprocess.TimeoutExpired:
-            _stop_group(proc)
+            stop_group(proc, 2.0)
             out, err = proc.communicate()
         obs.stdout, obs.stderr = out, err
         if server is not None:

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .spawn import free_port  # noqa: E402  (one port picker for the runner and recipes)
+# One port picker and one way to stop a process group, for the runner and the recipes.
+from .spawn import free_port, stop_group  # noqa: E402
 
 try:  # Python 3.11+
     import tomllib
@@ -402,54 +403,6 @@ def wait_for_port(host: str, port: int, deadline: float, proc: subprocess.Popen 
         except OSError:
             time.sleep(0.02)
     return False
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a process group still has a live (non-zombie) member."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc_dir = Path("/proc")
-    if not proc_dir.is_dir():
-        return True
-    for entry in proc_dir.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> bool:
-    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds.
-
-    Waits for every member of the group (forking servers such as mini_httpd keep
-    the listening socket in their children), not just the leader. True if the
-    group is gone.
-    """
-    pgid = proc.pid
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if proc.poll() is not None and not group_alive(pgid):
-                return True
-            time.sleep(0.02)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        return False
-    return not group_alive(pgid)
 
 
 # -- command line ----------------------------------------------------------------

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["SpawnError", "SpawnedServer", "anchor", "free_port", "render_command"]
+__all__ = ["SpawnError", "SpawnedServer", "anchor", "free_port", "group_alive", "render_command", "stop_group"]
 
 # How long a server may take to start listening: Java and Node servers need about
 # 150 ms here, a cold Python import several hundred; 15 s leaves room on a busy CI.
@@ -60,6 +60,54 @@ def render_command(template: str, **values: str) -> list[str]:
             known = ", ".join("{%s}" % k for k in values)
             raise SpawnError(f"bad placeholder in spawn argument {arg!r} ({exc}); known: {known}") from None
     return out
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process group still has a live (non-zombie) member."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return True
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> bool:
+    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds.
+
+    Waits for every member of the group (forking servers such as mini_httpd keep
+    the listening socket in their children), not just the leader. True if the
+    group is gone.
+    """
+    pgid = proc.pid
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not group_alive(pgid):
+                return True
+            time.sleep(0.02)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        return False
+    return not group_alive(pgid)
 
 
 def anchor(arg: str) -> str:
@@ -190,23 +238,8 @@ class SpawnedServer:
 
     def _stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
-            try:
-                os.killpg(proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # The leader may be gone while children it forked linger in the group.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if proc is not None:
+            stop_group(proc, STOP_TIMEOUT)
 
     def __enter__(self) -> "SpawnedServer":
         self.start()

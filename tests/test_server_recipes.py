@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,7 +75,7 @@ def _get(port: int, path: str, host_header: bool = True) -> bytes:
         return b"".join(chunks)
 
 
-_group_alive = recipes_mod.group_alive
+from conformance.spawn import group_alive as _group_alive  # noqa: E402
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
