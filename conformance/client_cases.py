@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import escape
+from .loader import CaseError, read_toml
 from .model import LEVELS, Part
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "ClientCase",
@@ -82,10 +78,8 @@ class ClientObservation:
     client_port: int = 0
 
 
-class ClientCaseError(Exception):
-    def __init__(self, file: str, key: str, message: str):
-        super().__init__(f"{file}: {key}: {message}")
-        self.file, self.key, self.message = file, key, message
+# A bad client case file is reported like any other corpus file.
+ClientCaseError = CaseError
 
 
 _KEYS = {"title", "requirements", "level", "path", "hint", "tags", "timeout", "response", "expect"}
@@ -119,10 +113,7 @@ def load_client_case(path: Path, cases_dir: Path, fixtures=None) -> ClientCase:
         ClientCaseError: naming the file and the key that is wrong.
     """
     file = str(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ClientCaseError(file, "(file)", f"not valid TOML: {exc}") from None
+    raw = read_toml(path, file)
     unknown = set(raw) - _KEYS
     if unknown:
         raise ClientCaseError(file, sorted(unknown)[0], "unknown key")
