@@ -21,6 +21,7 @@ from . import escape, match
 from .client_cases import ClientCase, ClientObservation, judge_client
 from .model import Result
 from .spawn import anchor, free_port, render_command, stop_group
+from .wire import send_part
 
 __all__ = ["run_client_case", "run_client_cases"]
 
@@ -54,13 +55,7 @@ def _serve(case: ClientCase, listener: socket.socket, obs: ClientObservation, de
             for part in case.server.parts:
                 if part.pause_ms:
                     time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
-                payload = part.payload
-                step = part.chunk or max(1, len(payload))
-                for offset in range(0, len(payload), step):
-                    if offset and part.chunk_pause_ms:
-                        time.sleep(part.chunk_pause_ms / 1000)
-                    conn.settimeout(max(0.1, deadline - time.monotonic()))
-                    conn.sendall(payload[offset : offset + step])
+                send_part(conn, part.payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
             if case.server.ending == "stall":
                 # Keep the connection open, sending nothing, until the client gives up.
                 conn.settimeout(max(0.1, deadline - time.monotonic()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .model import Connection, Observation
 
-__all__ = ["Target", "EventBoard", "play", "MAX_KEEP"]
+__all__ = ["Target", "EventBoard", "play", "send_part", "MAX_KEEP"]
 
 # Bytes of a response kept for judging; past it only the count grows. Large enough
 # for the biggest fixture (8 MiB) with room to spare, small enough that 32 parallel
@@ -130,7 +130,11 @@ def _connect(target: Target, timeout: float, rcvbuf: int | None) -> socket.socke
     raise last or OSError(f"cannot resolve {target.host}")
 
 
-def _send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, deadline: float) -> None:
+def send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, deadline: float) -> None:
+    """Send ``payload`` in writes of ``chunk`` bytes (0: one write), ``pause`` seconds apart.
+
+    Used for both sides: requests here, the scripted server's responses in client_runner.
+    """
     step = chunk if chunk > 0 else max(len(payload), 1)
     for offset in range(0, len(payload), step):
         if offset and pause:
@@ -198,7 +202,7 @@ def _send(conn: Connection, sock: socket.socket, obs: Observation, board: EventB
             if part.pause_ms:
                 time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
             payload = part.payload
-            _send_part(sock, payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
+            send_part(sock, payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
             sent += payload
             board.emit(conn.name, f"part-{number}")
         board.emit(conn.name, "sent")
