@@ -17,9 +17,16 @@ from pathlib import Path
 
 from . import __version__
 
-__all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET"]
+__all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET", "EXIT_INCOMPLETE"]
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_TARGET, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
+
+# The whole run's time limit unless --budget says otherwise: the default profile takes
+# about 15 s against a correct server, so only a server that makes cases wait meets it.
+DEFAULT_BUDGET = 300.0
+
+# The port hand reproducers of a --spawn run name (the spawned port is gone by then).
+HAND_PORT = 8080
 
 COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix")
 
@@ -42,6 +49,9 @@ exit status:
   1  a MUST case failed, or could not be run (the reason is printed)
   2  usage error, invalid case file, or an empty selection
   3  the target is unreachable or does not serve the fixture document root
+  4  the run is incomplete: the budget ran out (the report says which cases ran)
+130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM: the report of the cases done
+     so far is still written, marked incomplete
 """
 
 
@@ -88,6 +98,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout-scale", type=float, default=1.0, metavar="F",
                      help="multiply every timeout, for slow targets (default 1.0)")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    run.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+                     help=f"time limit for the whole run; cases not reached are skipped and the "
+                     f"run exits 4 (default {DEFAULT_BUDGET:g})")
     run.add_argument("--format", default="table", choices=["table", "json", "junit", "markdown"],
                      help="report format (default table)")
     run.add_argument("--output", "-o", type=Path, help="write the report here instead of stdout")
@@ -250,15 +263,75 @@ class _Progress:
             sys.stderr.flush()
 
 
+class _Stopper:
+    """Turns SIGINT and SIGTERM into a request to stop, so the report is still written.
+
+    The first signal asks the run to stop; the cases in flight are abandoned and the
+    report of those done is written. While the report is written, further signals
+    are ignored so that they cannot cut it in half.
+    """
+
+    def __init__(self, control):
+        self.control = control
+        self.signum = 0
+        self._old = {}
+
+    def __enter__(self) -> "_Stopper":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if not self.signum:
+            self.signum = signum
+            self.control.stop(f"interrupted by {signal.Signals(signum).name}")
+
+    def shield(self) -> None:
+        for sig in self._old:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
 def _terminate(signum, frame):
-    # SIGTERM unwinds like Ctrl-C, so the spawned server is stopped on the way out.
+    # matrix: SIGTERM unwinds like Ctrl-C, so the server it started is stopped on the way out.
     raise KeyboardInterrupt
+
+
+def _check_output(path: Path | None) -> None:
+    """Refuse an unusable --output before anything runs; create missing parent folders."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder; give a file name, such as {path / 'report.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {path}: cannot create its folder ({exc.strerror or exc})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--output {path}: its folder {path.parent} is not writable")
+
+
+def _hand_command(template: str | None, root: Path) -> str:
+    """How a person starts the spawned server by hand, to replay a reproducer."""
+    from .spawn import SpawnError, anchor, render_command
+
+    if template is None:
+        return ""
+    try:
+        argv = render_command(template, port=str(HAND_PORT), root=str(root), host="127.0.0.1",
+                              scratch="/tmp")
+    except SpawnError:
+        return ""
+    return f"cd {shlex.quote(str(root))} && {shlex.join(anchor(a) for a in argv)}"
 
 
 def cmd_run(args) -> int:
     from .docroot import Fixtures
     from .resources import reference_server
-    from .runner import Options, preflight, run_all
+    from .runner import Control, Options, preflight, run_all
     from .spawn import SpawnError, SpawnedServer
     from .wire import Target
 
@@ -266,54 +339,117 @@ def cmd_run(args) -> int:
     cases = _select(args, corpus)
     if args.target and args.spawn:
         raise UsageError("give --target or --spawn, not both")
-    options = Options(jobs=_jobs(args.jobs), strict=args.strict,
-                      timeout_scale=args.timeout_scale, fail_fast=args.fail_fast)
+    if not args.budget > 0:
+        raise UsageError(f"--budget wants a positive number of seconds, not {args.budget:g}")
+    options = Options(jobs=_jobs(args.jobs), strict=args.strict, timeout_scale=args.timeout_scale,
+                      fail_fast=args.fail_fast, budget=args.budget)
     if options.timeout_scale <= 0:
         raise UsageError("--timeout-scale must be positive")
+    _check_output(args.output)
+    _need_reporter(args.format)
     fixtures = Fixtures(corpus.cases_dir)
-    # SIGTERM unwinds like Ctrl-C from here on, so a spawned server is always stopped.
-    signal.signal(signal.SIGTERM, _terminate)
     server = None
     progress = _Progress(sys.stderr.isatty() and not args.quiet)
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
-    try:
-        if args.target:
-            target = _parse_target(args.target)
-            described = str(target)
-        else:
-            template = args.spawn or (
-                f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
-                "{port} --bind {host} --root {root} --quiet"
-            )
-            try:
-                server = SpawnedServer.from_template(template, fixtures.cached_root())
-                server.start()
-            except SpawnError as exc:
-                print(f"conformance: {exc}", file=sys.stderr)
+    control = Control(options.budget)
+    extra: dict = {}
+    with _Stopper(control) as stopper:
+        try:
+            if args.target:
+                target = _parse_target(args.target)
+                described = str(target)
+                reproduce_at = None
+            else:
+                template = args.spawn or (
+                    f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
+                    "{port} --bind {host} --root {root} --quiet"
+                )
+                root = fixtures.cached_root()
+                try:
+                    server = SpawnedServer.from_template(template, root)
+                    server.start()
+                except SpawnError as exc:
+                    print(f"conformance: {exc}", file=sys.stderr)
+                    return EXIT_TARGET
+                target = Target(server.host, server.port)
+                described = f"spawned: {args.spawn}" if args.spawn else "the bundled reference server"
+                reproduce_at = Target("127.0.0.1", HAND_PORT)
+                extra["reproduce"] = _hand_command(args.spawn, root) if args.spawn else (
+                    f"python3 {shlex.quote(str(reference_server()))} {HAND_PORT} --root {shlex.quote(str(root))}")
+            problem = preflight(target, fixtures, options.timeout_scale)
+            if problem:
+                print(f"conformance: {problem}{_server_words(server)}", file=sys.stderr)
                 return EXIT_TARGET
-            target = Target(server.host, server.port)
-            described = f"spawned: {args.spawn}" if args.spawn else "the bundled reference server"
-        problem = preflight(target, fixtures, options.timeout_scale)
-        if problem:
-            print(f"conformance: {problem}", file=sys.stderr)
-            return EXIT_TARGET
-        results = run_all(cases, target, fixtures, options, server, progress)
-    finally:
-        progress.close()
+            run = run_all(cases, target, fixtures, options, server, progress, control,
+                          reproduce_at=reproduce_at, server_log=server.log if server else None)
+        finally:
+            progress.close()
+            if server is not None:
+                server.stop()
+                if server.stray:
+                    print(f"conformance: stopped {len(server.stray)} process(es) that had left the "
+                          f"server's process group (pids {', '.join(map(str, server.stray[:8]))})",
+                          file=sys.stderr)
         if server is not None:
-            server.stop()
-    options_record = {
-        "jobs": options.jobs,
-        "strict": options.strict,
-        "timeout_scale": options.timeout_scale,
-        "fail_fast": options.fail_fast,
-        "selection": _selection_text(args),
-    }
-    return _emit(args, results, described, options_record, started, clock)
+            extra["server_log"] = _save_log(server, run.results)
+        stopper.shield()
+        options_record = {
+            "jobs": options.jobs,
+            "strict": options.strict,
+            "timeout_scale": options.timeout_scale,
+            "fail_fast": options.fail_fast,
+            "budget": options.budget,
+            "selection": _selection_text(args),
+        }
+        status = _emit(args, run.results, described, options_record, started, clock,
+                       incomplete=run.incomplete, notes=run.notes, **extra)
+        if run.incomplete:
+            print(f"conformance: incomplete: {run.incomplete}", file=sys.stderr)
+        if stopper.signum:
+            return 128 + stopper.signum
+        return EXIT_INCOMPLETE if run.incomplete else status
 
 
-def _emit(args, results, described: str, options: dict, started: datetime, clock: float) -> int:
+def _server_words(server) -> str:
+    """The spawned server's last output, for a message about it; '' without one."""
+    if server is None:
+        return ""
+    status = server.exit_status()
+    said = server.output_tail()
+    head = f"\nThe server exited (status {status}); its last output:" if status is not None else \
+        "\nThe server's last output:"
+    return f"{head}\n{said}" if "(no output)" not in said or status is not None else ""
+
+
+def _save_log(server, results) -> str:
+    """Keep the server's whole output where the report says, when there is something to see."""
+    import tempfile
+
+    if all(r.verdict == "pass" for r in results) and not server.restarts:
+        return ""
+    fd, name = tempfile.mkstemp(prefix="conformance-server-", suffix=".log")
+    os.close(fd)
+    server.log.save(Path(name))
+    return name
+
+
+def _need_reporter(fmt: str) -> None:
+    """The table and Markdown reports need tabulate: say how to get it before running."""
+    if fmt not in ("table", "markdown"):
+        return
+    try:
+        import tabulate  # noqa: F401
+    except ModuleNotFoundError:
+        raise UsageError(
+            "the table and Markdown reports need the 'tabulate' package, which this Python "
+            f"({sys.executable}) lacks. Run through 'python3 dev.py suite ...' (it sets up "
+            "everything), install the project with 'pip install .', or use --format json"
+        ) from None
+
+
+def _emit(args, results, described: str, options: dict, started: datetime, clock: float,
+          incomplete: str = "", notes=(), server_log: str = "", reproduce: str = "") -> int:
     """Write the report in the chosen format and return the exit status."""
     from . import report
 
@@ -324,15 +460,24 @@ def _emit(args, results, described: str, options: dict, started: datetime, clock
         options=options,
         started=started.isoformat(timespec="seconds"),
         duration=round(time.monotonic() - clock, 2),
-        exit_status=status,
+        exit_status=EXIT_INCOMPLETE if incomplete else status,
+        incomplete=incomplete,
+        notes=list(notes),
+        server_log=server_log,
+        reproduce=reproduce,
     )
     kwargs = {"verbose": args.verbose, "color": args.output is None and sys.stdout.isatty()}
     text = report.REPORTERS[args.format](results, info, **kwargs)
     if args.output:
-        args.output.write_text(text, encoding="utf-8")
+        # Written beside and renamed over: a reader never sees half a report.
+        partial = args.output.with_name(args.output.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, args.output)
         print(f"conformance: report written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if server_log:
+        print(f"conformance: the server's whole output is in {server_log}", file=sys.stderr)
     return status
 
 
@@ -429,16 +574,18 @@ def cmd_client(args) -> int:
     import fnmatch
 
     from .client_cases import ClientCaseError, load_client_cases
-    from .client_runner import run_client_cases
+    from .client_runner import command_problem, run_client_cases
     from .docroot import Fixtures
-    from .spawn import SpawnError, render_command
+    from .spawn import SpawnError
 
     corpus_dir = _cases_dir(args)
     try:
         cases = load_client_cases(corpus_dir, Fixtures(corpus_dir))
-        render_command(args.spawn, host="h", port="1", client_port="2", path="/", output="o")
+        problem = command_problem(args.spawn)
     except (ClientCaseError, SpawnError) as exc:
         raise UsageError(str(exc)) from None
+    if problem:
+        raise UsageError(problem)
     cases = [
         c for c in cases
         if (not args.ids or any(fnmatch.fnmatchcase(c.id, g) for g in args.ids))

@@ -23,19 +23,67 @@ from .model import Result
 from .spawn import anchor, free_port, render_command, stop_group
 from .wire import send_part
 
-__all__ = ["run_client_case", "run_client_cases"]
+__all__ = ["run_client_case", "run_client_cases", "command_problem"]
+
+
+# Endings of the script files an interpreter is given: such an argument that names
+# no file means the command cannot work (python3 would exit 2 on every case).
+SCRIPT_ENDINGS = (".py", ".js", ".mjs", ".rb", ".pl", ".php", ".sh", ".jar", ".class", ".lua", ".tcl")
+
+
+def command_problem(template: str) -> str | None:
+    """Why a client command cannot start at all, found before any case runs; None if it may.
+
+    The program must be found (on PATH or as a path), and an argument that names a
+    script must name an existing file, relative to where the runner was started.
+    """
+    import os
+    import shutil
+
+    argv = render_command(template, host="127.0.0.1", port="1", client_port="2", path="/", output="o")
+    program = argv[0]
+    if os.sep in program:
+        if not os.path.exists(program):
+            return f"the client command starts {program!r}, which does not exist"
+        if not os.access(program, os.X_OK):
+            return f"the client command starts {program!r}, which is not executable (chmod +x, or name its interpreter)"
+    elif shutil.which(program) is None:
+        return f"the client command starts {program!r}, which is not on PATH"
+    for arg in argv[1:]:
+        if arg.lower().endswith(SCRIPT_ENDINGS) and not arg.startswith("-") and not os.path.exists(arg):
+            return (f"the client command names {arg!r}, which does not exist here "
+                    f"({os.getcwd()}); relative paths are taken from where you run the command")
+    return None
 
 # A request head bigger than this is not a GET from a lab client.
 MAX_REQUEST = 64 * 1024
 
 
-def _serve(case: ClientCase, listener: socket.socket, obs: ClientObservation, deadline: float) -> None:
+# How often the scripted server looks up from accept() to see whether the client
+# has already exited (then nobody will connect, and the case ends at once).
+ACCEPT_POLL = 0.05
+
+
+def _accept(listener: socket.socket, deadline: float, gone: threading.Event):
+    while not gone.is_set():
+        listener.settimeout(max(0.01, min(ACCEPT_POLL, deadline - time.monotonic())))
+        try:
+            return listener.accept()
+        except socket.timeout:
+            if time.monotonic() >= deadline:
+                return None
+        except OSError:
+            return None
+    return None
+
+
+def _serve(case: ClientCase, listener: socket.socket, obs: ClientObservation, deadline: float,
+           gone: threading.Event) -> None:
     """Accept one connection, read its request head, play the script (server side)."""
-    listener.settimeout(max(0.1, deadline - time.monotonic()))
-    try:
-        conn, peer = listener.accept()
-    except OSError:
+    accepted = _accept(listener, deadline, gone)
+    if accepted is None:
         return
+    conn, peer = accepted
     with conn:
         obs.connected = True
         obs.peer_port = peer[1]
@@ -100,8 +148,9 @@ def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", sc
                               path=case.request_path, output=str(output))
         argv = [anchor(arg) for arg in argv]
         server = None
+        gone = threading.Event()  # the client has exited
         if listener is not None:
-            server = threading.Thread(target=_serve, args=(case, listener, obs, deadline), daemon=True)
+            server = threading.Thread(target=_serve, args=(case, listener, obs, deadline, gone), daemon=True)
             server.start()
         try:
             proc = subprocess.Popen(argv, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -117,6 +166,7 @@ def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", sc
             stop_group(proc, 2.0)
             out, err = proc.communicate()
         obs.stdout, obs.stderr = out, err
+        gone.set()
         if server is not None:
             server.join(max(0.1, deadline + 1 - time.monotonic()))
         if listener is not None:
@@ -125,6 +175,11 @@ def run_client_case(case: ClientCase, template: str, host: str = "127.0.0.1", sc
             obs.output = output.read_bytes()
     obs.duration = time.monotonic() - started
     judgement = judge_client(case, obs)
+    if case.server.listen and not obs.connected:
+        said = obs.stderr.decode("utf-8", "replace").strip().splitlines()
+        judgement.verdict = "fail"
+        judgement.findings.insert(0, "the client never connected to the server it was given"
+                                  + (f" (it said {said[-1][:200]!r})" if said else ""))
     return Result(
         id=case.id,
         title=case.title,

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Protocol
 
 from .httpdate import format_http_date, parse_http_date
 from .model import EVENTS, LEVELS, VERDICTS, Connection, Observation, Order, Outcome
-from .parse import TRUNCATED_HEAD, Response, header_values, parse_response, request_method
+from .parse import BODYLESS_STATUS, TRUNCATED_HEAD, Response, header_values, parse_response, request_method
 
 __all__ = [
     "Fixtures",
@@ -45,10 +45,6 @@ __all__ = [
 
 # Harness latitude §1.1: a server may answer an HTTP/1.0 request in HTTP/1.1.
 DEFAULT_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
-
-# RFC 1945 §7.2: no body follows a HEAD response or a 1xx, 204 or 304 status, so a
-# Content-Length there describes the entity, not the bytes on the wire.
-_BODYLESS_STATUS = frozenset({204, 304})
 
 # 1*DIGIT in ASCII; str.isdigit() would also take "²" and "٣".
 _DIGITS = re.compile(r"[0-9]+")
@@ -99,9 +95,12 @@ class Exchange:
         self.fixtures = fixtures
         self.response: Response = parse_response(obs.received)
         self.method = request_method(obs.sent)
-        # We stopped reading ourselves ("read" bytes or the size cap): the tail is
-        # unknown, so lengths and the head's end cannot be judged.
-        self.stopped = obs.end == "limit" or obs.received_total > len(obs.received)
+        # We stopped reading ourselves ("read" bytes): the tail is unknown, so lengths
+        # and the head's end cannot be judged.
+        self.stopped = obs.end == "limit"
+        # We read to the end but kept only the first bytes (wire's keep limit): the
+        # body's length is still known from the count.
+        self.clipped = obs.received_total > len(obs.received)
 
     @cached_property
     def body_sha256(self) -> str:
@@ -299,7 +298,7 @@ def _match_body_fixture(ex: Exchange, outcome: Outcome) -> str | None:
         return None
     body = ex.response.body
     try:
-        if not ex.stopped and len(body) == ex.fixtures.size(path):
+        if not (ex.stopped or ex.clipped) and len(body) == ex.fixtures.size(path):
             if _same_digest(ex.body_sha256, ex.fixtures.sha256(path)):
                 return None
         content = ex.fixtures.content(path)
@@ -390,7 +389,7 @@ def _match_framing(ex: Exchange, outcome: Outcome) -> str | None:
     resp = ex.response
     if outcome.framing != "strict" or resp.kind != "full":
         return None
-    problems = [i for i in resp.issues if not (ex.stopped and i == TRUNCATED_HEAD)]
+    problems = [i for i in resp.issues if not ((ex.stopped or ex.clipped) and i == TRUNCATED_HEAD)]
     problems.append(_content_length_problem(ex))
     return _join(problems, limit=4)
 
@@ -408,8 +407,9 @@ def _content_length_problem(ex: Exchange) -> str | None:
     if not _DIGITS.fullmatch(values[0]):
         return f"Content-Length {_printable(values[0])!r} is not a number"
     length = int(values[0])
-    if length != len(resp.body):
-        return f"Content-Length {length} but {len(resp.body)} body bytes"
+    body_length = len(resp.body) + ex.obs.received_total - len(ex.obs.received)
+    if length != body_length:
+        return f"Content-Length {length} but {body_length} body bytes"
     return None
 
 
@@ -417,7 +417,7 @@ def _bodyless(method: str, status: int | None) -> bool:
     """True when no body follows, whatever Content-Length says (RFC 1945 §7.2)."""
     if method == "HEAD":
         return True
-    return status is not None and (100 <= status < 200 or status in _BODYLESS_STATUS)
+    return status is not None and (100 <= status < 200 or status in BODYLESS_STATUS)
 
 
 def _match_connection(ex: Exchange, outcome: Outcome) -> str | None:
@@ -430,8 +430,10 @@ def _match_connection(ex: Exchange, outcome: Outcome) -> str | None:
         return None
     if outcome.connection == "closed" and end in ("closed", "reset"):
         return None
-    if outcome.connection == "open" and end == "timeout":
+    if outcome.connection == "open" and end in ("timeout", "open"):
         return None
+    if outcome.connection == "closed" and end == "open":
+        return NOT_CLOSED
     expected = {"closed": "a close", "open": "it to stay open"}[outcome.connection]
     return f"{_end_words(ex)}, expected {expected}"
 
@@ -608,11 +610,20 @@ def _end_words(ex: Exchange) -> str:
     if obs.end == "timeout":
         waited = elapsed if elapsed is not None else ex.conn.timeout
         return f"the connection was still open after {_seconds(waited)}"
+    if obs.end == "open":
+        return f"complete, but the connection was still open after {_seconds(elapsed or 0.0)}"
     if obs.end == "limit":
         return f"we stopped reading after {max(obs.received_total, len(obs.received))} bytes"
     if obs.end == "refused":
         return "the connection was refused"
     return f"the connection failed: {obs.error or obs.end}"
+
+
+# The finding of a complete response the server did not close (wire's close grace).
+NOT_CLOSED = (
+    "the response was complete but the connection stayed open: "
+    "HTTP/1.0 ends a response by closing the connection"
+)
 
 
 def _seconds(value: float) -> str:

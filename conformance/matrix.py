@@ -82,7 +82,7 @@ def _run_one(recipe, root: Path, cases: list[Case], fixtures, jobs: int) -> tupl
         problem = preflight(Target(host, port), fixtures)
         if problem:
             return "error", problem, []
-        return "ran", "", run_all(cases, Target(host, port), fixtures, Options(jobs=jobs), server)
+        return "ran", "", run_all(cases, Target(host, port), fixtures, Options(jobs=jobs), server).results
     except SpawnError as exc:
         return "error", str(exc), []
     finally:

@@ -177,8 +177,9 @@ class Observation:
     """What happened on one connection, as seen from the client side.
 
     ``end`` is "closed" (EOF), "reset" (ECONNRESET), "timeout" (deadline with the
-    connection open), "limit" (we stopped reading at ``read`` bytes or the size
-    cap), "refused" or "error". Times are seconds since the case started.
+    connection open), "open" (the response was complete by its own framing and the
+    server had not closed when the close grace ran out), "limit" (we stopped reading
+    at ``read`` bytes), "refused" or "error". Times are seconds since the case started.
     """
 
     name: str
@@ -209,3 +210,5 @@ class Result:
     received: str = ""  # escaped, cut at a limit
     reproducer: str = ""
     hint: str = ""
+    cause: str = ""  # the likely root cause of a non-pass, a key of causes.CAUSES
+    server_log: list[str] = field(default_factory=list)  # the spawned server's lines while it ran

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Response", "parse_response", "header_values", "request_method"]
+__all__ = ["Response", "parse_response", "header_values", "request_method", "framed_length"]
 
 # R-6.1-b: a Full-Response begins with "HTTP/" 1*DIGIT "." 1*DIGIT SP 3DIGIT; anything
 # else with at least one byte is a Simple-Response. Bytes, so \d is ASCII digits only.
@@ -265,3 +265,43 @@ def request_method(data: bytes) -> str:
     first = bytes(data).lstrip(b"\r\n").split(None, 1)
     return first[0].decode("latin-1") if first else ""
 
+
+
+# Statuses that never carry a body, whatever Content-Length says (RFC 1945 §7.2; 204
+# and 304 by §9.2 and §9.3, 1xx by §9.1).
+BODYLESS_STATUS = frozenset({204, 304})
+
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*([0-9]{1,18})[ \t]*\r?$")
+
+
+def framed_length(data: bytes, method: str) -> int | None:
+    """How many bytes make the whole response, when its own framing says so.
+
+    The runner reads until the server closes; this tells it when a response is
+    already complete, so that a server which never closes costs a short grace
+    instead of a whole timeout. Only framing that leaves no doubt counts: the head
+    is complete, and either no body may follow (HEAD, 1xx, 204, 304) or there is
+    exactly one Content-Length.
+
+    Args:
+        data: the bytes received so far.
+        method: the request's method, as ``request_method`` gives it.
+
+    Returns:
+        The total length of head plus body, or None while it cannot be known (head
+        not complete, no or conflicting Content-Length, a Simple-Response).
+    """
+    prefix = _FULL_PREFIX.match(data)
+    if prefix is None:
+        return None
+    end = _HEAD_END.search(data)
+    if end is None:
+        return None
+    head_length = end.end()
+    status = int(prefix.group(3))
+    if method == "HEAD" or 100 <= status < 200 or status in BODYLESS_STATUS:
+        return head_length
+    lengths = set(_CONTENT_LENGTH.findall(data[:head_length]))
+    if len(lengths) != 1:
+        return None
+    return head_length + int(lengths.pop())

@@ -24,11 +24,12 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from tabulate import tabulate
 
+from .causes import CAUSES, cause_order
 from .model import LEVELS, Result
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "exit_status",
     "summarise",
     "verdict_line",
+    "cause_groups",
     "report_table",
     "report_json",
     "report_junit",
@@ -60,7 +62,10 @@ DETAILED = ("fail", "error", "warn")
 # Non-passes that are only listed, one line each.
 BRIEF = ("info", "skip")
 
-REASON_WIDTH = 60  # characters of the reason shown in a table cell
+REASON_WIDTH = 60  # characters of the reason shown in a terminal table cell
+
+# The table report shows the details of this many failures; --verbose shows all.
+DETAIL_FIRST = 3
 
 ANSI = {
     "pass": "\x1b[32m",
@@ -87,6 +92,10 @@ class RunInfo:
     started: str  # ISO 8601 in UTC, e.g. "2024-05-01T12:00:00Z"
     duration: float  # wall-clock seconds for the whole run
     exit_status: int
+    incomplete: str = ""  # why some cases were not run (budget, signal); "" when all were
+    notes: list[str] = field(default_factory=list)  # what a reader should know about the run
+    server_log: str = ""  # where the spawned server's whole output was saved
+    reproduce: str = ""  # how to start the spawned server by hand for the reproducers
 
 
 class Reporter(Protocol):
@@ -214,13 +223,15 @@ def _details(r: Result, with_bytes: bool) -> list[tuple[str, str | list[str]]]:
     rows: list[tuple[str, str | list[str]]] = [
         ("requirements", f"{', '.join(r.requirements)} ({r.level})")
     ]
-    if r.reason:
+    if r.reason and r.reason not in r.findings:
         rows.append(("reason", r.reason))
     if r.expected:
         rows.append(("expected", ", or ".join(r.expected)))
     if r.actual:
         rows.append(("got", r.actual))
     rows += [("finding", f) for f in r.findings]
+    if r.server_log:
+        rows.append(("the server wrote", [_safe(line) for line in r.server_log]))
     if r.hint:
         rows.append(("hint", " ".join(r.hint.split())))  # prose from a TOML file
     if r.reproducer:
@@ -228,6 +239,35 @@ def _details(r: Result, with_bytes: bool) -> list[tuple[str, str | list[str]]]:
     if with_bytes and (r.sent or r.received):
         rows += [("sent", _lines(r.sent)), ("received", _lines(r.received))]
     return [(k, v if isinstance(v, list) else _safe(v)) for k, v in rows]
+
+
+def cause_groups(results: list[Result]) -> list[tuple[str, str, list[Result]]]:
+    """The failures and errors grouped by likely root cause, the cause to fix first first.
+
+    Returns:
+        ``[(cause key, title, results), ...]``; a result without a cause counts as
+        a wrong answer, a case the runner could not run as "not run".
+    """
+    bad = [r for r in _ordered(results) if r.verdict in ("fail", "error")]
+    groups: dict[str, list[Result]] = {}
+    for r in bad:
+        groups.setdefault(r.cause or "wrong-answer", []).append(r)
+    order = sorted(groups, key=lambda k: (k == "not-run", cause_order(k), k))
+    return [(k, _cause_title(k), groups[k]) for k in order]
+
+
+def _cause_title(key: str) -> str:
+    if key == "not-run":
+        return "cases the runner could not run"
+    return CAUSES[key].title if key in CAUSES else key
+
+
+def _cause_advice(key: str) -> str:
+    return CAUSES[key].advice if key in CAUSES else ""
+
+
+def _counted(n: int, noun: str) -> str:
+    return _plural(n, noun)
 
 
 def _plain_details(r: Result, with_bytes: bool, indent: str = "  ") -> list[str]:
@@ -263,65 +303,105 @@ def _count_rows(summary: dict[str, Any], cell=_safe) -> list[list[Any]]:
 def report_table(
     results: list[Result], run: RunInfo, *, verbose: bool = False, color: bool = False
 ) -> str:
-    """Human output for a terminal.
+    """Human output for a terminal: short by default, everything with ``verbose``.
 
     Args:
         results: the run's results, in any order.
         run: what was run.
-        verbose: also show the (escaped) bytes sent and received for each non-pass.
+        verbose: every case in a table per area, the details of every non-pass,
+            and the (escaped) bytes sent and received.
         color: colour the verdict words with ANSI escapes.
 
     Returns:
-        Per area a table of cases; then a block per fail, error and warn; a line
-        per info and skip; the totals per area; and the one-line verdict.
+        The header; the verdict and the totals; the failures grouped under their
+        likely cause, the one to fix first first, one line each; the details of the
+        first few (all with ``verbose``); the warnings, one line each; the run's
+        notes; the one-line verdict again at the end, where a terminal leaves it.
     """
 
     def paint(word: str, verdict: str) -> str:
         return f"{ANSI[verdict]}{word}{ANSI_RESET}" if color else word
 
+    line = verdict_line(results)
+    word, rest = line.split(":", 1)
+    verdict = paint(word, "fail" if exit_status(results) else "pass") + ":" + rest
     out = [
         f"HTTP/1.0 conformance report, suite {_safe(run.suite_version)}",
         f"target:  {_safe(run.target)}",
         f"options: {_safe(_options(run))}",
         f"started: {_safe(run.started)} ({run.duration:.2f} s)",
     ]
-    # Phase 1: a table of cases per area.
-    for area, group in _by_area(results):
-        rows = [
-            [_safe(r.id), _safe(r.level), paint(_safe(r.verdict), r.verdict),
-             _safe(", ".join(r.requirements)), _cut(_safe(r.reason))]
-            for r in group
-        ]
-        headers = ["case", "level", "verdict", "requirements", "reason"]
-        out += ["", _safe(area), tabulate(rows, headers, disable_numparse=True)]
+    if run.incomplete:
+        out.append(paint("INCOMPLETE", "error") + f": {_safe(run.incomplete)}")
 
-    # Phase 2: what went wrong, worst first.
-    ordered = _ordered(results)
-    detailed = [r for v in DETAILED for r in ordered if r.verdict == v]
-    if detailed:
-        out += ["", "Details"]
-    for r in detailed:
+    # Phase 1 (verbose): a table of every case per area.
+    if verbose:
+        for area, group in _by_area(results):
+            rows = [
+                [_safe(r.id), _safe(r.level), paint(_safe(r.verdict), r.verdict),
+                 _safe(", ".join(r.requirements)), _cut(_safe(r.reason))]
+                for r in group
+            ]
+            headers = ["case", "level", "verdict", "requirements", "reason"]
+            out += ["", _safe(area), tabulate(rows, headers, disable_numparse=True)]
+
+    # Phase 2: the totals.
+    out += ["", tabulate(_count_rows(summarise(results)), ["area", *COUNT_ORDER, "total"])]
+
+    # Phase 3: failures by cause, one line each.
+    groups = cause_groups(results)
+    bad = sum(len(g) for _, _, g in groups)
+    if groups:
+        causes = len([k for k, _, _ in groups if k != "not-run"])
+        out += ["", f"{_counted(bad, 'failure')}, {_counted(causes, 'likely cause')}"
+                + (" (fix the first one first)" if causes > 1 else "") + ":"]
+        for number, (key, title, group) in enumerate(groups, 1):
+            out += ["", f"{number}. {_safe(title)} ({_counted(len(group), 'case')})"]
+            advice = _cause_advice(key)
+            if advice:
+                out.append(f"   {_safe(advice)}")
+            for r in group:
+                out.append(f"   {paint(r.verdict.upper(), r.verdict)} {_safe(r.id)}: {_cut(_safe(r.reason), 100)}")
+
+    # Phase 4: the details of the first failures of each cause (verbose: of every non-pass).
+    firsts = [g[0] for _, _, g in groups][:DETAIL_FIRST]
+    shown = [r for _, _, g in groups for r in g] + [r for r in _ordered(results) if r.verdict == "warn"] \
+        if verbose else firsts
+    if shown:
+        hidden = bad - len([r for r in shown if r.verdict in ("fail", "error")])
+        out += ["", "Details" + (f" of the first case of each cause ({hidden} more with --verbose)"
+                                 if hidden > 0 else "")]
+    for r in shown:
         out += ["", f"{paint(r.verdict.upper(), r.verdict)} {_safe(r.id)}: {_safe(r.title)}"]
         out += _plain_details(r, verbose)
-    brief = [r for v in BRIEF for r in ordered if r.verdict == v]
-    if brief:
+
+    # Phase 5: warnings and the rest, one line each.
+    warns = [r for r in _ordered(results) if r.verdict == "warn"]
+    if warns and not verbose:
+        out += ["", f"Warnings: SHOULD-level requirements not met ({len(warns)}; --strict makes them failures)"]
+        out += [f"  {paint('warn', 'warn')} {_safe(r.id)}: {_cut(_safe(r.reason), 100)}" for r in warns]
+    brief = [r for v in BRIEF for r in _ordered(results) if r.verdict == v]
+    if brief and verbose:
         out += ["", "Information and skipped cases", ""]
         out += [
             f"  {paint(r.verdict, r.verdict)} {_safe(r.id)}: {_safe(r.title)}"
             + (f" ({_safe(r.reason)})" if r.reason else "")
             for r in brief
         ]
+    elif brief:
+        counts = summarise(results)["overall"]
+        parts = [f"{counts[v]} {v}" for v in BRIEF if counts[v]]
+        out += ["", f"Not shown: {', '.join(parts)} (--verbose lists them)"]
 
-    # Phase 3: totals and the verdict.
-    line = verdict_line(results)
-    word, rest = line.split(":", 1)
-    out += [
-        "",
-        "Totals",
-        tabulate(_count_rows(summarise(results)), ["area", *COUNT_ORDER, "total"]),
-        "",
-        paint(word, "fail" if exit_status(results) else "pass") + ":" + rest,
-    ]
+    # Phase 6: what to know about the run, and the verdict.
+    if run.notes:
+        out += ["", "Notes"] + [f"  - {_safe(n)}" for n in run.notes]
+    if run.reproduce and groups:
+        out += ["", "To replay a reproducer by hand, start the server as the runner did, on port 8080:",
+                f"  {_safe(run.reproduce)}"]
+    if run.server_log:
+        out += ["", f"The server's whole output: {_safe(run.server_log)}"]
+    out += ["", verdict]
     return "\n".join(out) + "\n"
 
 
@@ -343,6 +423,8 @@ def report_json(
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "suite_version": run.suite_version,
+        "incomplete": bool(run.incomplete),
+        "incomplete_reason": run.incomplete,
         "run": asdict(run),
         "summary": summarise(results),
         "results": [asdict(r) for r in _ordered(results)],
@@ -401,6 +483,8 @@ def report_junit(
                 ET.SubElement(case, "skipped", message=_safe(r.reason))
             elif r.verdict in ("warn", "info"):
                 ET.SubElement(case, "system-out").text = f"{r.verdict}: {_safe(r.reason)}\n{body}"
+            if r.server_log:
+                ET.SubElement(case, "system-err").text = "\n".join(_safe(line) for line in r.server_log)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -457,9 +541,24 @@ def report_markdown(
         tabulate(_count_rows(summarise(results), _md), ["area", *COUNT_ORDER, "total"],
                  tablefmt="pipe"),
     ]
+    if run.incomplete:
+        out[2:2] = [f"**Incomplete:** {_md(run.incomplete)}", ""]
+    groups = cause_groups(results)
+    if groups:
+        out += ["", "### Failures by likely cause", ""]
+        for key, title, group in groups:
+            advice = _cause_advice(key)
+            out.append(f"- **{_md(title)}** ({_counted(len(group), 'case')})" + (f": {_md(advice)}" if advice else ""))
+            out += [f"  - {_md_code(r.id)}: {_md(r.reason)}" for r in group]
+    if run.notes:
+        out += ["", "### Notes", ""] + [f"- {_md(n)}" for n in run.notes]
+    if run.reproduce and groups:
+        out += ["", f"To replay a reproducer by hand, start the server on port 8080: {_md_code(run.reproduce)}"]
+    if run.server_log:
+        out += ["", f"The server's whole output: {_md_code(run.server_log)}"]
     for area, group in _by_area(results):
         rows = [[_md_code(r.id), r.level, verdict_cell(r.verdict),
-                 _md(", ".join(r.requirements)), _md(_cut(r.reason))] for r in group]
+                 _md(", ".join(r.requirements)), _md(r.reason)] for r in group]
         out += ["", f"### {_md(area)}", "",
                 tabulate(rows, ["case", "level", "verdict", "requirements", "reason"],
                          tablefmt="pipe", disable_numparse=True)]

@@ -8,17 +8,22 @@ never compete with other cases for the target's threads.
 
 from __future__ import annotations
 
+import queue
+import signal
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from . import escape, match
+from . import causes, escape, match
 from .model import Case, Connection, Part, Result
-from .wire import EventBoard, Target, play
+from .wire import HEAD_KEEP, CloseGrace, EventBoard, Target, play
 
-__all__ = ["Options", "Server", "run_case", "run_all", "preflight", "canary_request"]
+__all__ = [
+    "Options", "Server", "Attempt", "Control", "Run", "NOT_RUN",
+    "run_case", "attempt_case", "run_all", "preflight", "canary_request", "keep_limit",
+]
 
 # Escaped bytes shown in reports are cut here; --verbose shows them.
 SHOW_LIMIT = 2000
@@ -34,6 +39,7 @@ class Options:
     strict: bool = False
     timeout_scale: float = 1.0
     fail_fast: bool = False
+    budget: float | None = None  # seconds for the whole run; None: no limit
 
 
 class Server(Protocol):
@@ -43,18 +49,18 @@ class Server(Protocol):
 
     def wait_exit(self, timeout: float) -> int | None: ...
 
-    def restart(self) -> None: ...
+    def restart(self, force: bool = False) -> None: ...
 
 
-def canary_request(fixtures) -> Connection:
+def canary_request(fixtures, timeout: float = 5.0) -> Connection:
     """A plain GET of the canary file; any response that carries its bytes will do."""
     request = f"GET /{fixtures.canary_path} HTTP/1.0\r\n\r\n".encode("latin-1")
-    return Connection(name="canary", parts=(Part(data=request),), timeout=5.0)
+    return Connection(name="canary", parts=(Part(data=request),), timeout=timeout)
 
 
-def _ask_canary(target: Target, fixtures, scale: float):
+def _ask_canary(target: Target, fixtures, scale: float, grace: CloseGrace | None = None):
     conn = canary_request(fixtures)
-    obs = play(conn, target, EventBoard([conn.name]), scale)
+    obs = play(conn, target, EventBoard([conn.name]), scale, grace)
     return obs, fixtures.canary_data in obs.received
 
 
@@ -118,14 +124,42 @@ def _reproducer(case: Case, target: Target) -> str:
     return f"printf {quoted} | nc {target.host} {target.port}"
 
 
-def _play_all(case: Case, target: Target, scale: float) -> tuple[list, EventBoard]:
+@dataclass
+class Attempt:
+    """One play of a case: its result and the evidence the supervisor weighs."""
+
+    result: Result
+    observations: list
+    silent: bool = False  # no connection got a byte, and one waited or was refused
+    alive_after: str | None = None  # the liveness finding, when the case asks for one
+    log_lines: list[str] = field(default_factory=list)
+
+
+def keep_limit(conn: Connection, fixtures) -> int:
+    """Bytes of a response worth keeping: the head, plus what the body expectations compare."""
+    want = 0
+    for outcome in conn.outcomes:
+        body = outcome.body
+        if body.fixture:
+            try:
+                want = max(want, fixtures.size(body.fixture))
+            except (OSError, LookupError, ValueError):
+                pass
+        if body.equal is not None:
+            want = max(want, len(body.equal))
+    # The margin shows how a too-long body goes on, and keeps the bytes past its end.
+    return HEAD_KEEP + want + (64 * 1024 if want else 0)
+
+
+def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtures) -> tuple[list, EventBoard]:
     board = EventBoard([c.name for c in case.connections])
     if not case.scenario:
-        return [play(case.connections[0], target, board, scale)], board
+        conn = case.connections[0]
+        return [play(conn, target, board, scale, grace, keep_limit(conn, fixtures))], board
     observations: list = [None] * len(case.connections)
 
     def run(index: int, conn: Connection) -> None:
-        observations[index] = play(conn, target, board, scale)
+        observations[index] = play(conn, target, board, scale, grace, keep_limit(conn, fixtures))
 
     threads = [
         threading.Thread(target=run, args=(i, c), name=f"conn-{c.name}", daemon=True)
@@ -137,19 +171,75 @@ def _play_all(case: Case, target: Target, scale: float) -> tuple[list, EventBoar
     # scheduling on a loaded machine.
     limit = max(c.timeout for c in case.connections) * scale * 2 + 5
     stop = time.monotonic() + limit
+    _watch(case, board, threads, target, fixtures, scale, stop)
     for thread in threads:
         thread.join(max(0.0, stop - time.monotonic()))
     return observations, board
+
+
+# A scenario's client that has sent its whole request and got no byte for this long,
+# while another client holds its own request back, makes the runner ask the server
+# on a new connection; if that gets no answer either, the server answers nobody
+# while a client stalls, and the scenario ends there instead of at every deadline.
+STALL_LIMIT = 2.0
+WATCH_EVERY = 0.2
+
+
+def _watch(case: Case, board: EventBoard, threads, target: Target, fixtures, scale: float,
+           stop: float) -> None:
+    """The scenario watchdog: end a scenario early on a server blocked by a stalled client."""
+    # Who holds: a client that keeps back part of its request, or one that stops
+    # reading at its read gate after the first byte.
+    senders = {c.name for c in case.connections if any(p.wait_for for p in c.parts)}
+    readers = {c.name for c in case.connections if c.read_gate}
+    if not senders and not readers:
+        return
+
+    def base(name: str) -> str:
+        return name if name in senders or name in readers else name.rsplit("-", 1)[0]
+
+    probed = False
+    while any(t.is_alive() for t in threads) and time.monotonic() < stop:
+        time.sleep(WATCH_EVERY)
+        events = board.snapshot()
+        now = board.now()
+        holding = any(
+            f"{n}.done" not in events and (
+                (base(n) in senders and f"{n}.connected" in events and f"{n}.sent" not in events)
+                or (base(n) in readers and f"{n}.first_byte" in events))
+            for n in board.names
+        )
+        waiting = [
+            n for n in board.names
+            if f"{n}.sent" in events and f"{n}.first_byte" not in events and f"{n}.done" not in events
+            and now - events[f"{n}.sent"] > STALL_LIMIT * scale
+        ]
+        if holding and waiting and not probed:
+            probed = True
+            if not _probe(target, fixtures, scale):
+                board.abort(
+                    f"stopped after {now:.1f} s: while a client held its request back, {waiting[0]} "
+                    f"got no byte for {STALL_LIMIT * scale:.1f} s and a new connection got no answer "
+                    "either: the server answers nobody while one client stalls"
+                )
+                return
 
 
 def _describe(name: str, text: str, scenario: bool) -> str:
     return f"{name}: {text}" if scenario else text
 
 
-def run_case(case: Case, target: Target, fixtures, options: Options, server: Server | None = None) -> Result:
-    """Play one case and judge it; never raises on what the target does."""
+def attempt_case(case: Case, target: Target, fixtures, options: Options,
+                 grace: CloseGrace | None = None, reproduce_at: Target | None = None) -> Attempt:
+    """Play one case and judge it, with no thought of the server's health; never raises.
+
+    Args:
+        grace: the run's close grace (shared so that it learns); a fresh one if None.
+        reproduce_at: the address reproducers name (the port a person will use).
+    """
     started = time.monotonic()
-    observations, board = _play_all(case, target, options.timeout_scale)
+    grace = grace or CloseGrace(options.timeout_scale)
+    observations, board = _play_all(case, target, options.timeout_scale, grace, fixtures)
     raws, findings, expected, actual = [], [], [], []
     for conn, obs in zip(case.connections, observations):
         if obs is None:
@@ -187,18 +277,16 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
             # The client hung up early: give the server the moment it needs to run
             # into the broken connection before asking whether it survived.
             time.sleep(SETTLE * options.timeout_scale)
-        alive = _liveness(target, fixtures, options.timeout_scale)
-    died = _death(server, suspect=alive is not None or verdict == "error")
-    if died is not None:
-        verdict = "fail"
-        findings.insert(0, f"the server process exited (status {died}) during this case; it was restarted")
-        server.restart()
-    elif alive:
-        verdict = "fail"
-        findings.insert(0, alive)
-    sent = b"".join(o.sent for o in observations if o is not None)
-    received = b"".join(o.received for o in observations if o is not None)
-    return Result(
+        alive = _liveness(target, fixtures, options.timeout_scale, grace)
+        if alive:
+            verdict = "fail"
+            findings.insert(0, alive)
+    seen = [o for o in observations if o is not None]
+    silent = bool(seen) and not any(o.received for o in seen) and any(
+        o.end in ("timeout", "refused", "error") for o in seen)
+    sent = b"".join(o.sent for o in seen)
+    received = b"".join(o.received for o in seen)
+    result = Result(
         id=case.id,
         title=case.title,
         area=case.area,
@@ -212,9 +300,55 @@ def run_case(case: Case, target: Target, fixtures, options: Options, server: Ser
         duration=round(time.monotonic() - started, 3),
         sent=escape.show(sent, SHOW_LIMIT),
         received=escape.show(received, SHOW_LIMIT),
-        reproducer=_reproducer(case, target),
+        reproducer=_reproducer(case, reproduce_at or target),
         hint=case.hint,
     )
+    if verdict not in ("pass", "skip"):
+        result.cause = causes.classify(case, observations, findings)
+    return Attempt(result, observations, silent=silent and verdict != "pass", alive_after=alive)
+
+
+def run_case(case: Case, target: Target, fixtures, options: Options, server: Server | None = None) -> Result:
+    """Play one case and judge it; a spawned server that died is blamed and restarted.
+
+    This is the one-case-at-a-time path (the pytest plugin's); ``run_all`` weighs
+    deaths and silences across cases and replays suspects alone.
+    """
+    attempt = attempt_case(case, target, fixtures, options)
+    result = attempt.result
+    died = _death(server, suspect=attempt.alive_after is not None or result.verdict == "error" or attempt.silent)
+    if died is not None:
+        _blame_death(result, died, alone=True)
+        server.restart()
+    return result
+
+
+def _blame_death(result: Result, status: int, alone: bool) -> None:
+    where = "while this case ran alone" if alone else "during this case"
+    result.verdict = "fail"
+    result.cause = "crash"
+    result.findings.insert(0, f"the server process exited ({_status_words(status)}) {where}; it was restarted")
+    result.reason = result.findings[0]
+
+
+def _blame_silence(result: Result, seconds: float) -> None:
+    result.verdict = "fail"
+    result.cause = "stuck"
+    result.findings.insert(0, (
+        f"the server stopped answering anyone during this case, also when it ran alone: "
+        f"no byte came back, and a new connection got no answer within {seconds:.1f} s"
+    ))
+    result.reason = result.findings[0]
+
+
+def _status_words(status: int) -> str:
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"killed by {name}"
+    return f"status {status}"
 
 
 # After a client vanished mid-exchange, how long the server gets to hit the broken
@@ -240,24 +374,83 @@ def _death(server: Server | None, suspect: bool) -> int | None:
 LIVENESS_TRIES = 3
 LIVENESS_PAUSE = 0.5
 
+# The quick question "does anyone get an answer?" after a silent case: one canary
+# with this deadline (a correct server answers it in milliseconds).
+PROBE_TIMEOUT = 1.0
 
-def _liveness(target: Target, fixtures, scale: float) -> str | None:
+
+def _liveness(target: Target, fixtures, scale: float, grace: CloseGrace | None = None) -> str | None:
     for attempt in range(LIVENESS_TRIES):
         if attempt:
             time.sleep(LIVENESS_PAUSE * scale)
-        obs, served = _ask_canary(target, fixtures, scale)
+        obs, served = _ask_canary(target, fixtures, scale, grace)
         if served:
             return None
+        if obs.end == "timeout" and not obs.received:
+            break  # it waited the whole deadline: asking again only waits again
     got = f"{len(obs.received)} bytes without the canary's content" if obs.received else "no answer"
     return (
         f"after this case the server no longer answered a plain GET /{fixtures.canary_path} on a "
-        f"new connection ({got}; {obs.error or _ending(obs)}), {LIVENESS_TRIES} times: bad input "
-        "must never stop a server"
+        f"new connection ({got}; {obs.error or _ending(obs)}): bad input must never stop a server"
     )
+
+
+def _probe(target: Target, fixtures, scale: float, grace: CloseGrace | None = None) -> bool:
+    conn = canary_request(fixtures, timeout=PROBE_TIMEOUT)
+    obs = play(conn, target, EventBoard([conn.name]), scale, grace)
+    return fixtures.canary_data in obs.received
 
 
 def _is_must_failure(result: Result) -> bool:
     return result.verdict in ("fail", "error")
+
+
+class Control:
+    """Ends a run from outside: a signal, or the run budget running out.
+
+    Thread-safe: a signal handler calls ``stop`` while the supervisor polls
+    ``stopped``; the event carries the first reason given.
+    """
+
+    def __init__(self, budget: float | None = None):
+        self.budget = budget
+        self.deadline = None if budget is None else time.monotonic() + budget
+        self.reason = ""
+        self.interrupted = False
+        self._event = threading.Event()
+
+    def stop(self, reason: str, interrupted: bool = True) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self.interrupted = interrupted
+            self._event.set()
+
+    def stopped(self) -> bool:
+        if not self._event.is_set() and self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stop(f"the run budget of {self.budget:g} s ran out", interrupted=False)
+        return self._event.is_set()
+
+
+@dataclass
+class Run:
+    """What ``run_all`` learnt: the results in case order, and what stopped it early."""
+
+    results: list[Result]
+    incomplete: str = ""  # why some cases were not run, or "" when every case ran
+    notes: list[str] = field(default_factory=list)  # what a reader should know about the run
+    restarts: int = 0
+
+
+# How often a spawned server may be restarted in one run before the runner stops
+# trying: a server that crashes on every case costs the run a bounded time.
+MAX_RESTARTS = 60
+
+# A server that stops answering this many times in a row right after a fresh start
+# will not be helped by another.
+STUCK_STREAK = 2
+
+# How often the supervisor looks at the stop signal while it waits for a case.
+POLL = 0.1
 
 
 def run_all(
@@ -267,53 +460,289 @@ def run_all(
     options: Options,
     server: Server | None = None,
     progress: Callable[[Result, int, int], None] | None = None,
-) -> list[Result]:
+    control: Control | None = None,
+    reproduce_at: Target | None = None,
+    server_log=None,
+) -> Run:
     """Run every case and return the results in the order of ``cases``.
 
     Single-connection cases run ``options.jobs`` at a time; scenarios run one by one
-    afterwards with nothing beside them. With ``fail_fast`` no new case starts after
-    the first failure; the ones not run are left out of the results.
+    afterwards with nothing beside them. When the server dies or stops answering,
+    the cases in flight are suspects: the server is restarted (``server``) and each
+    suspect is replayed alone, so the one that does it gets the blame whatever
+    ``jobs`` is. Under ``jobs`` > 1 every case that did not pass is replayed alone
+    too, so serial and parallel runs give the same verdicts. A target that cannot
+    be brought back ends the run: the cases not run are errors with the reason.
+
+    Args:
+        control: stops the run early (a signal, the budget); cases not reached are
+            skipped with its reason and the run is marked incomplete.
+        reproduce_at: the address the reproducers name, when it is not ``target``.
+        server_log: the spawned server's ``ServerLog``; each result that did not
+            pass quotes the lines written while it ran.
     """
     cases = list(cases)
-    total = len(cases)
-    results: dict[str, Result] = {}
-    stop = threading.Event()
-
-    def record(result: Result) -> None:
-        results[result.id] = result
-        if progress:
-            progress(result, len(results), total)
-        if options.fail_fast and _is_must_failure(result):
-            stop.set()
-
-    singles = [c for c in cases if not c.scenario]
-    scenarios = [c for c in cases if c.scenario]
-    jobs = max(1, options.jobs)
-    if jobs == 1:
-        for case in singles:
-            if stop.is_set():
-                break
-            record(run_case(case, target, fixtures, options, server))
-    else:
-        _run_parallel(singles, jobs, stop, record, lambda c: run_case(c, target, fixtures, options, server))
-    for case in scenarios:
-        if stop.is_set():
-            break
-        record(run_case(case, target, fixtures, options, server))
-    return [results[c.id] for c in cases if c.id in results]
+    supervisor = _Supervisor(cases, target, fixtures, options, server, progress,
+                             control or Control(options.budget), reproduce_at, server_log)
+    return supervisor.run()
 
 
-def _run_parallel(cases: list[Case], jobs: int, stop: threading.Event, record, work) -> None:
-    # At most `jobs` cases are in flight; new ones are submitted as old ones finish
-    # so that --fail-fast stops promptly.
-    pending: set[Future] = set()
-    queue = list(reversed(cases))
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case") as pool:
-        while queue or pending:
-            while queue and len(pending) < jobs and not stop.is_set():
-                pending.add(pool.submit(work, queue.pop()))
-            if not pending:
-                break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                record(future.result())
+class _Supervisor:
+    """Schedules the cases, watches the server's health and settles the blame.
+
+    Runs in the caller's thread; each play of a case runs in a worker thread of its
+    own so that a stop request is seen within ``POLL`` seconds. Only this thread
+    touches ``results``, ``notes`` and the counters.
+    """
+
+    def __init__(self, cases, target, fixtures, options, server, progress, control, reproduce_at, log):
+        self.cases = cases
+        self.order = {c.id: i for i, c in enumerate(cases)}
+        self.target = target
+        self.fixtures = fixtures
+        self.options = options
+        self.server = server
+        self.progress = progress
+        self.control = control
+        self.reproduce_at = reproduce_at
+        self.log = log
+        self.grace = CloseGrace(options.timeout_scale)
+        self.results: dict[str, Result] = {}
+        self.notes: list[str] = []
+        self.fatal = ""  # why the remaining cases cannot run
+        self.failed_fast = False
+        self.stuck_streak = 0
+        self.fresh = False  # the server was just brought back: nothing ran on it yet
+        self.said_busy = False
+
+    # --- the schedule ---------------------------------------------------------------
+
+    def run(self) -> Run:
+        singles = [c for c in self.cases if not c.scenario]
+        scenarios = [c for c in self.cases if c.scenario]
+        self._phase(singles, max(1, self.options.jobs))
+        self._phase(scenarios, 1)
+        for case in self.cases:
+            if case.id not in self.results:
+                self._record(self._not_run(case))
+        incomplete = ""
+        if self.control.stopped():
+            done = sum(1 for r in self.results.values() if not r.reason.startswith(NOT_RUN))
+            incomplete = f"{self.control.reason}: {done} of {len(self.cases)} cases were run"
+        restarts = getattr(self.server, "restarts", 0)
+        if restarts:
+            self.notes.append(f"the server was restarted {restarts} time{'s' if restarts != 1 else ''} during the run")
+        results = [self.results[c.id] for c in self.cases]
+        if self.options.fail_fast and self.failed_fast:
+            results = [r for r in results if not r.reason.startswith(NOT_RUN + ": --fail-fast")]
+        return Run(results, incomplete, self.notes, restarts)
+
+    def _rank(self, case: Case) -> int:
+        return self.order[case.id]
+
+    def _halted(self) -> bool:
+        return bool(self.fatal) or self.failed_fast or self.control.stopped()
+
+    def _phase(self, cases: list[Case], jobs: int) -> None:
+        pending = deque(cases)
+        active: dict[str, Case] = {}
+        done: queue.Queue = queue.Queue()
+        suspects: list[Case] = []  # cases to replay alone once nothing is in flight
+        deferred: list[Case] = []  # under --jobs, cases that did not pass, replayed at the end
+        trouble = ""
+        probed_alone = False
+        while pending or active:
+            if self._halted() and (self.control.interrupted or not active):
+                return
+            while pending and len(active) < jobs and not trouble and not self._halted():
+                case = pending.popleft()
+                active[case.id] = case
+                self._start(case, done)
+            try:
+                case, attempt = done.get(timeout=POLL)
+            except queue.Empty:
+                continue
+            del active[case.id]
+            result = attempt.result
+            if not trouble:
+                trouble = self._trouble(attempt)
+                # A probe that failed with nothing else in flight has already shown
+                # that the server is not merely busy with another case.
+                probed_alone = not active
+            if trouble and (result.verdict != "pass" or not suspects):
+                suspects.append(case)  # in flight when the server went wrong
+            elif result.verdict != "pass" and jobs > 1:
+                deferred.append(case)  # may have been disturbed by its neighbours
+            else:
+                self._record(self._finish(attempt))
+            if trouble and not active:
+                self._recover(trouble, suspects, probed_alone)
+                suspects, trouble = [], ""
+        if deferred and not self._halted():
+            self._replay(sorted(deferred, key=self._rank), why="")
+
+    def _start(self, case: Case, done: queue.Queue) -> None:
+        def work() -> None:
+            done.put((case, self._attempt(case)))
+
+        threading.Thread(target=work, name=f"case-{case.id}", daemon=True).start()
+
+    def _attempt(self, case: Case) -> Attempt:
+        mark = self.log.mark() if self.log else 0
+        try:
+            attempt = attempt_case(case, self.target, self.fixtures, self.options, self.grace, self.reproduce_at)
+        except Exception as exc:  # a bug of ours must cost one case, not the run
+            result = self._not_run(case, f"the runner failed on this case: {type(exc).__name__}: {exc}")
+            attempt = Attempt(result, [])
+        if self.log:
+            attempt.log_lines = self.log.lines(mark)
+        return attempt
+
+    def _wait(self, case: Case) -> Attempt | None:
+        """Play one case alone in a worker thread; None if the run is stopped meanwhile."""
+        box: queue.Queue = queue.Queue()
+        self._start(case, box)
+        while True:
+            try:
+                return box.get(timeout=POLL)[1]
+            except queue.Empty:
+                if self.control.stopped() and self.control.interrupted:
+                    return None
+
+    def _record(self, result: Result) -> None:
+        self.results[result.id] = result
+        if self.progress:
+            self.progress(result, len(self.results), len(self.cases))
+        if self.options.fail_fast and _is_must_failure(result) and not result.reason.startswith(NOT_RUN):
+            self.failed_fast = True
+
+    def _finish(self, attempt: Attempt) -> Result:
+        result = attempt.result
+        if result.verdict != "pass" and attempt.log_lines:
+            result.server_log = attempt.log_lines
+        return result
+
+    def _not_run(self, case: Case, why: str = "") -> Result:
+        why = why or self.fatal or (
+            "--fail-fast stopped the run" if self.failed_fast else self.control.reason or "the run ended"
+        )
+        verdict = "error" if self.fatal else "skip"
+        text = why if why.startswith(NOT_RUN) else f"{NOT_RUN}: {why}"
+        return Result(id=case.id, title=case.title, area=case.area, level=case.level,
+                      requirements=list(case.requirements), verdict=verdict, reason=text,
+                      findings=[text], hint=case.hint, cause="not-run" if self.fatal else "")
+
+    # --- health -----------------------------------------------------------------------
+
+    def _trouble(self, attempt: Attempt) -> str:
+        """'died', 'stuck' or '' after a case: is the server still there for the next one?"""
+        if self.server is not None and self.server.exit_status() is not None:
+            return "died"
+        if attempt.alive_after is not None:
+            return "stuck"
+        if attempt.silent or attempt.result.verdict == "error":
+            if self.server is not None and self.server.wait_exit(0.2) is not None:
+                return "died"
+            if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+                return "stuck"
+        return ""
+
+    def _recover(self, trouble: str, suspects: list[Case], probed_alone: bool = False) -> None:
+        """Bring the server back, then replay each suspect alone to see which one does it."""
+        first = min(suspects, key=self._rank).id if suspects else "?"
+        if not self._bring_back(trouble, first, busy_checked=probed_alone):
+            for case in suspects:
+                self._record(self._not_run(case))
+            return
+        self._replay(sorted(suspects, key=self._rank), why=trouble)
+
+    def _replay(self, cases: list[Case], why: str) -> None:
+        for index, case in enumerate(cases):
+            if self._halted():
+                if self.fatal:
+                    for rest in cases[index:]:
+                        self._record(self._not_run(rest))
+                return
+            if self.log:
+                self.log.add(f"[conformance: replaying {case.id} alone]\n".encode())
+            attempt = self._wait(case)
+            if attempt is None:
+                return
+            fresh, self.fresh = self.fresh, False
+            result = self._finish(attempt)
+            trouble = self._trouble_after_replay(case, attempt)
+            if trouble == "died":
+                _blame_death(result, self.server.exit_status(), alone=True)
+            elif trouble == "stuck":
+                _blame_silence(result, PROBE_TIMEOUT * self.options.timeout_scale)
+            self._record(result)
+            if not trouble:
+                self.stuck_streak = 0
+                continue
+            self.stuck_streak = self.stuck_streak + 1 if fresh and trouble == "stuck" else 0
+            if self.stuck_streak >= STUCK_STREAK:
+                self.fatal = (
+                    f"{NOT_RUN}: the server stops answering after a request or two, even right "
+                    f"after a restart (the last time during {case.id})"
+                )
+            else:
+                self._bring_back(trouble, case.id, busy_checked=True)
+
+    def _trouble_after_replay(self, case: Case, attempt: Attempt) -> str:
+        if self.server is not None:
+            if any(c.read is not None for c in case.connections):
+                time.sleep(SETTLE * self.options.timeout_scale)
+            if self.server.exit_status() is not None:
+                return "died"
+        if attempt.alive_after is not None or attempt.silent:
+            if self.server is not None and self.server.wait_exit(0.2) is not None:
+                return "died"
+            if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+                return "stuck"
+        return ""
+
+    def _bring_back(self, trouble: str, after: str, busy_checked: bool = False) -> bool:
+        """Restart the server, or find it merely busy; False (and ``fatal`` set) if neither.
+
+        Args:
+            busy_checked: a probe already failed with nothing else in flight, so
+                the server is not just busy with a neighbour: do not ask again.
+        """
+        if trouble == "stuck" and not busy_checked and _probe(
+                self.target, self.fixtures, self.options.timeout_scale, self.grace):
+            if not self.said_busy:
+                self.said_busy = True
+                self.notes.append(
+                    f"while cases ran beside {after}, the server answered none of them for a while; "
+                    "one at a time it answered again (does it serve one client at a time?)"
+                )
+            return True
+        if self.server is None:
+            what = "stopped answering" if trouble == "stuck" else "went away"
+            self.fatal = (
+                f"{NOT_RUN}: the server {what} after {after}. The runner cannot restart a --target; "
+                "with --spawn \"CMD {port}\" it restarts the server and goes on"
+            )
+            return False
+        if self.server.restarts >= MAX_RESTARTS:
+            self.fatal = f"{NOT_RUN}: the server was restarted {MAX_RESTARTS} times; the runner gave up"
+            return False
+        from .spawn import SpawnError
+
+        try:
+            self.server.restart(force=trouble == "stuck")
+        except SpawnError as exc:
+            self.fatal = f"{NOT_RUN}: the server could not be started again after {after}: {exc}"
+            return False
+        if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+            self.fatal = (
+                f"{NOT_RUN}: restarted after {after}, the server did not answer "
+                f"GET /{self.fixtures.canary_path}"
+            )
+            return False
+        self.fresh = True
+        return True
+
+
+# The reason of every result for a case the runner did not run starts with this.
+NOT_RUN = "not run"

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 
 from .model import Connection, Observation
+from .parse import framed_length, request_method
 
-__all__ = ["Target", "EventBoard", "play", "send_part", "MAX_KEEP"]
+__all__ = ["Target", "EventBoard", "CloseGrace", "play", "send_part", "MAX_KEEP", "HEAD_KEEP"]
 
 # Bytes of a response kept for judging; past it only the count grows. Large enough
 # for the biggest fixture (8 MiB) with room to spare, small enough that 32 parallel
@@ -28,6 +29,14 @@ MAX_KEEP = 64 * 1024 * 1024
 # A gated reader shrinks its receive buffer so that a server which serves one client
 # at a time cannot finish a large file into socket buffers and look concurrent.
 GATED_RCVBUF = 64 * 1024
+
+# Bytes kept of a response no body expectation needs to see whole: its head and
+# enough of the body to quote. Past it only the count grows, so a server that sends
+# an endless body or a gigabyte of headers costs the runner no memory.
+HEAD_KEEP = 256 * 1024
+
+# While the head has not ended after this many bytes, framing is not looked for.
+HEAD_LIMIT = 64 * 1024
 
 RECV_SIZE = 256 * 1024
 
@@ -56,8 +65,32 @@ class EventBoard:
         self.names = list(names)
         self.start = time.monotonic()
         self.times: dict[str, float] = {}
+        self.aborted = ""  # why the runner ended the connections early, "" while it has not
         self._done: set[str] = set()
+        self._sockets: list[socket.socket] = []
         self._cond = threading.Condition()
+
+    def register(self, sock: socket.socket) -> None:
+        """Note a connection's socket, so that ``abort`` can end it."""
+        with self._cond:
+            self._sockets.append(sock)
+            if self.aborted:
+                _shutdown(sock)
+
+    def abort(self, reason: str) -> None:
+        """End every connection now: waits return, reads and writes stop.
+
+        The runner's scenario watchdog calls this when the server has shown it
+        answers nobody while a client holds its request back; waiting out every
+        deadline would teach nothing more.
+        """
+        with self._cond:
+            if self.aborted:
+                return
+            self.aborted = reason
+            for sock in self._sockets:
+                _shutdown(sock)
+            self._cond.notify_all()
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -105,10 +138,19 @@ class EventBoard:
                 state = self._state(globs)
                 if state != "no":
                     return state == "yes"
+                if self.aborted:
+                    return False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, 0.5))
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def _connect(target: Target, timeout: float, rcvbuf: int | None) -> socket.socket:
@@ -143,7 +185,8 @@ def send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, dea
         sock.sendall(payload[offset : offset + step])
 
 
-def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0) -> Observation:
+def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0,
+         grace: CloseGrace | None = None, keep: int = MAX_KEEP) -> Observation:
     """Connect, send ``conn``'s parts, read the answer; never raises on network errors.
 
     Args:
@@ -151,9 +194,14 @@ def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0
         target: where to connect.
         board: publishes this connection's events and serves its waits.
         scale: multiplies every timeout (``--timeout-scale``).
+        grace: how long a response complete by its framing may stay open (shared
+            by a run, so it learns a server that never closes); a fresh one if None.
+        keep: bytes of the response kept for judging; past it only the count grows.
 
     Returns:
-        The observation: bytes sent and received, how reading ended, event times.
+        The observation: bytes sent and received, how reading ended ("open": the
+        response was complete by its framing and the server did not close within
+        the grace), event times.
     """
     obs = Observation(name=conn.name)
     limit = conn.timeout * scale
@@ -173,11 +221,15 @@ def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0
             obs.end, obs.error = "error", f"cannot connect to {target}: {exc}"
             return obs
         with sock:
+            board.register(sock)
             board.emit(conn.name, "connected")
             if _send(conn, sock, obs, board, deadline) and conn.read != 0:
-                _receive(conn, sock, obs, board, deadline)
+                _receive(conn, sock, obs, board, deadline, grace or CloseGrace(scale), keep)
             elif conn.read == 0:
                 obs.end = "limit"
+            if board.aborted and obs.end in ("closed", "reset", "error"):
+                # Our own shutdown ended it: to the judge, the server never finished.
+                obs.end, obs.error = "timeout", board.aborted
     finally:
         board.emit(conn.name, "done")
         obs.events = board.events_of(conn.name)
@@ -246,16 +298,63 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(readable)
 
 
-def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard, deadline: float) -> None:
+class CloseGrace:
+    """How long a complete response may stay open before the runner stops reading.
+
+    HTTP/1.0 ends a response by closing, and a correct server closes right after
+    the last byte. A server that never closes would otherwise cost every case its
+    whole timeout; with the grace it costs ``FULL`` seconds, and once at least
+    ``LEARN_AFTER`` complete responses stayed open, and more than twice as many as
+    were closed within the grace, only ``LEARNED`` seconds. (Many such servers close
+    on some error paths and not after a file, so a streak would never form.) Only a
+    server that closes between the two graces could be judged differently by the
+    order cases ran in. Shared by the threads of a run; the lock guards the counts.
+    """
+
+    FULL = 1.0
+    LEARNED = 0.05
+    LEARN_AFTER = 3
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self._open = 0
+        self._closed = 0
+        self._lock = threading.Lock()
+
+    def seconds(self) -> float:
+        with self._lock:
+            learned = self._open >= self.LEARN_AFTER and self._open > 2 * self._closed
+        return (self.LEARNED if learned else self.FULL) * self.scale
+
+    def record(self, closed: bool) -> None:
+        with self._lock:
+            if closed:
+                self._closed += 1
+            else:
+                self._open += 1
+
+
+def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard,
+             deadline: float, grace: CloseGrace, keep: int) -> None:
     received = bytearray()
     total = 0
     gated = bool(conn.read_gate)
     want = conn.read
     late_reads = 0
+    method = request_method(obs.sent)
+    framed: int | None = None  # total length the response's framing announces
+    head_seen = False
+    complete = False
+    until = deadline
     try:
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = until - time.monotonic()
             if remaining <= 0:
+                if complete:
+                    # Complete by its framing and still open after the grace.
+                    obs.end = "open"
+                    grace.record(False)
+                    break
                 # Past the deadline (sending may have used it all), still take what
                 # has already arrived, a bounded number of times, without waiting.
                 late_reads += 1
@@ -269,33 +368,55 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
             try:
                 chunk = sock.recv(size)
             except BlockingIOError:
-                obs.end = "timeout"
+                obs.end = "open" if complete else "timeout"
                 break
             if not chunk:
                 obs.end = "closed"
-                board.emit(conn.name, "complete")
+                if complete:
+                    grace.record(True)
+                elif not board.aborted:
+                    board.emit(conn.name, "complete")
                 break
             if total == 0:
                 board.emit(conn.name, "first_byte")
             total += len(chunk)
-            if len(received) < MAX_KEEP:
-                received += chunk[: MAX_KEEP - len(received)]
+            if len(received) < keep:
+                received += chunk[: keep - len(received)]
             if want is not None and total >= want:
                 obs.end = "limit"
                 break
+            if not head_seen and len(received) == total:
+                framed = framed_length(bytes(received), method)
+                head_seen = framed is not None or _head_ended(received)
+            if not complete and framed is not None and total >= framed:
+                complete = True
+                board.emit(conn.name, "complete")
+                # The close follows the last byte: a response complete just at the
+                # deadline still gets its grace.
+                until = time.monotonic() + grace.seconds()
             if gated:
                 gated = False
                 if not board.wait(conn.read_gate, deadline):
                     board.emit(conn.name, "wait_timeout")
     except socket.timeout:
-        obs.end = "timeout"
+        if complete:
+            obs.end = "open"
+            grace.record(False)
+        else:
+            obs.end = "timeout"
     except ConnectionResetError:
         obs.end = "reset"
-        board.emit(conn.name, "complete")
+        if not complete and not board.aborted:
+            board.emit(conn.name, "complete")
     except OSError as exc:
         obs.end, obs.error = "error", f"reading failed: {_errname(exc)}"
     obs.received = bytes(received)
     obs.received_total = total
+
+
+def _head_ended(received: bytearray) -> bool:
+    """The head is over (so framing can no longer become known) or is past all reason."""
+    return b"\n\n" in received or b"\n\r\n" in received or len(received) > HEAD_LIMIT
 
 
 def _errname(exc: OSError) -> str:

@@ -60,6 +60,20 @@ DEFECTS: dict[str, Defect] = {
         "serves each client inside the accept loop, one at a time: a client "
         "that stalls mid-request blocks every other client",
         ("ROB-5", "ROB-3")),
+    "small-pool": Defect(
+        "hands connections to a fixed pool of three worker threads: three "
+        "clients that stall mid-request leave nobody to serve a fourth",
+        ("ROB-5", "ROB-3")),
+    "leaks-descriptors": Defect(
+        "never closes a client socket (keeps it in a list), under `ulimit -n "
+        "128`: the response is never ended by a close, and after about a "
+        "hundred connections accept() fails and nobody gets an answer",
+        ("R-1.3-a", "ROB-3")),
+    "answers-once": Defect(
+        "answers the first request it gets and then no other: every later "
+        "connection is accepted and never answered (a handler that blocks "
+        "forever on a lock it took for the first client)",
+        ("R-8.1-a", "ROB-3")),
     "truncate-large": Defect(
         "reads the file with one f.read(65536) and sends it with one send() "
         "whose return value it ignores: files over 64 KiB arrive short",
@@ -655,6 +669,9 @@ def serve_connection(conn: socket.socket, ctx: Context, prefix: bytes = b"") -> 
             if has("never-answers"):
                 read_until_eof(conn, HOLD_SECONDS)
                 return
+            if has("answers-once") and not FIRST_ONLY.acquire(blocking=False):
+                read_until_eof(conn, HOLD_SECONDS)
+                return
             request = parse_request(head)
             if has("post-reads-to-eof") and request.method == "POST":
                 while conn.recv(65536):     # "the body ends when the client is done"
@@ -671,7 +688,8 @@ def serve_connection(conn: socket.socket, ctx: Context, prefix: bytes = b"") -> 
         # would end the student's thread: nothing more can be said to it.
         pass
     finally:
-        linger_close(conn)
+        if not has("leaks-descriptors"):
+            linger_close(conn)
 
 
 # --------------------------------------------------------------------------
@@ -689,16 +707,42 @@ def read_first_line(conn: socket.socket) -> bytes:
     return line
 
 
+# With the leaks-descriptors defect: every client socket ever accepted, so that
+# the garbage collector cannot close them either (as a C server that forgets close()).
+LEAKED: list[socket.socket] = []
+
+# With the answers-once defect: taken by the first handler and never given back.
+FIRST_ONLY = threading.Lock()
+
+SMALL_POOL = 3                  # worker threads of the small-pool defect
+
+
+def pool_worker(jobs, ctx: Context) -> None:
+    while True:
+        serve_connection(jobs.get(), ctx)
+
+
 def accept_loop(listener: socket.socket, ctx: Context) -> None:
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    jobs = None
+    if has("small-pool"):
+        import queue
+        jobs = queue.Queue()
+        for _ in range(SMALL_POOL):
+            threading.Thread(target=pool_worker, args=(jobs, ctx), daemon=True).start()
     while True:
         try:
             conn, _ = listener.accept()
         except OSError:                 # EMFILE and friends: back off, keep serving
             time.sleep(0.05)
             continue
+        if has("leaks-descriptors"):
+            LEAKED.append(conn)
         if has("sequential"):
             serve_connection(conn, ctx)
+            continue
+        if jobs is not None:
+            jobs.put(conn)
             continue
         prefix = b""
         if has("crash-on-bad-request-line") or has("crash-on-empty-request"):
@@ -756,6 +800,12 @@ def main(argv: list[str] | None = None) -> int:
     mimetypes.init()
     if has("dies-on-disconnect"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if has("leaks-descriptors"):
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # As `ulimit -n 128`; the tests set a lower limit to run out sooner.
+        limit = int(os.environ.get("STUDENT_SERVER_NOFILE", "128"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     root = os.path.realpath(args.root)

@@ -350,3 +350,35 @@ def test_prefixed_garbage_is_full(data):
 @given(st.binary(max_size=64))
 def test_request_method_never_raises(data):
     assert isinstance(request_method(data), str)
+
+
+# --- framed_length: when a response is complete by its own framing -------------------
+
+from conformance.parse import framed_length  # noqa: E402
+
+FRAMED = [
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", 40),
+    (b"HTTP/1.0 200 OK\r\ncontent-length:  2 \r\n\r\n", "GET", 42),
+    (b"HTTP/1.0 200 OK\nContent-Length: 3\n\n", "GET", 38),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD", 38),
+    (b"HTTP/1.0 304 Not Modified\r\nContent-Length: 9\r\n\r\n", "GET", 48),
+    (b"HTTP/1.0 200 OK\r\n\r\nbody", "GET", None),  # ends by the close
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", "GET", None),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n", "GET", None),  # head not over
+    (b"just a body", "GET", None),
+    (b"", "GET", None),
+]
+
+
+@pytest.mark.parametrize("data, method, length", FRAMED)
+def test_framed_length(data, method, length):
+    assert framed_length(data, method) == length
+
+
+@pytest.mark.parametrize("data, method, length", FRAMED)
+def test_framed_length_never_claims_completeness_early(data, method, length):
+    # Fed one byte at a time, no prefix claims more bytes than the whole says, and a
+    # prefix shorter than the head never claims anything.
+    for end in range(len(data)):
+        got = framed_length(data[:end], method)
+        assert got is None or got == length

@@ -40,6 +40,9 @@ RUN = RunInfo(
     started="2024-05-01T12:00:00Z",
     duration=3.25,
     exit_status=1,
+    notes=["the server was restarted 1 time during the run"],
+    reproduce="cd /tmp/root && python3 server.py 8080",
+    server_log="/tmp/conformance-server-x.log",
 )
 
 # Received bytes as the runner hands them over: already escaped (NUL, ESC, an
@@ -77,6 +80,9 @@ RESULTS = [
         reason="connection refused", actual="connect() failed: [Errno 111] Connection refused",
         duration=0.001, sent="GET /nope HTTP/1.0\\r\\n\n\\r\\n",
         reproducer="printf 'GET /nope HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 8080",
+        cause="crash",
+        server_log=["Traceback (most recent call last):", '  File "server.py", line 9, in <module>',
+                    "IndexError: list index out of range \x1b[0m"],
     ),
     Result(
         id="rfc1945/head-no-body", title="answers HEAD without a body", area="rfc1945",
@@ -168,7 +174,7 @@ def test_color_only_when_asked():
     plain = REPORTERS["table"](RESULTS, RUN)
     assert "\x1b" not in plain
     colored = REPORTERS["table"](RESULTS, RUN, color=True)
-    assert "\x1b[1;31mfail\x1b[0m" in colored
+    assert "\x1b[1;31mFAIL\x1b[0m lab/get-binary-file" in colored
     assert "\x1b[1;31mFAIL\x1b[0m: 1 MUST case failed" in colored
     # colour wraps verdict words and changes nothing else, table widths included
     assert re.sub(r"\x1b\[[0-9;]*m(\w+)\x1b\[0m", r"\1", colored) == plain
@@ -182,7 +188,8 @@ def test_json_validates_against_the_schema():
     jsonschema.Draft202012Validator.check_schema(schema)
     doc = json.loads(REPORTERS["json"](RESULTS, RUN))
     jsonschema.Draft202012Validator(schema).validate(doc)
-    assert list(doc) == ["format", "version", "suite_version", "run", "summary", "results"]
+    assert list(doc) == ["format", "version", "suite_version", "incomplete", "incomplete_reason",
+                         "run", "summary", "results"]
     assert (doc["format"], doc["version"]) == (FORMAT, FORMAT_VERSION)
 
 

@@ -131,7 +131,7 @@ def test_interrupted_run_stops_the_spawned_server(sig):
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-    assert runner.returncode == 130
+    assert runner.returncode == 128 + sig
     assert "interrupted" in runner.stderr.read()
     deadline = time.monotonic() + 5
     while _processes_with(token) and time.monotonic() < deadline:
@@ -192,7 +192,7 @@ def test_failure_output_says_what_to_fix():
 
 
 def test_list_prints_the_selection_without_running():
-    proc = conformance("list", "--profile", "lab", timeout=30)
+    proc = conformance("list", "--area", "lab", timeout=30)
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
     assert lines and all(line.startswith("lab/") for line in lines)

@@ -102,6 +102,8 @@ def test_real_profiles():
     assert default
     assert all(c.area != "lab" and c.level != "MAY" and "slow" not in c.tags for c in default)
     lab = select(corpus.cases, corpus.profiles, profile="lab")
-    assert lab and all(c.area == "lab" for c in lab)
+    assert lab and all(c.area == "lab" or c.id in corpus.profiles["lab"].ids for c in lab)
+    # The lab asks for a thread per client and a server confined to its folder.
+    assert {"concurrency", "security"} <= {c.area for c in lab}
     everything = select(corpus.cases, corpus.profiles, profile="all")
     assert len(everything) == sum(1 for c in corpus.cases if "slow" not in c.tags)

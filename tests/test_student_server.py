@@ -340,6 +340,41 @@ def _(srv, root):
     return f"a second client got {result.data[:40]!r} ({result.ended}) while the first stalled"
 
 
+@probe("small-pool")
+def _(srv, root):
+    stalled = [socket.create_connection(("127.0.0.1", srv.port), timeout=3) for _ in range(4)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"GET /file.txt HTTP/1.0\r\n")      # and then nothing
+        time.sleep(0.2)
+        result = exchange(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\n", timeout=1.5)
+    finally:
+        for sock in stalled:
+            sock.close()
+    if parse_response(result.data).status == 200:
+        return None
+    return f"a fifth client got {result.data[:40]!r} ({result.ended}) while four stalled"
+
+
+@probe("leaks-descriptors")
+def _(srv, root):
+    # The response is never ended by a close; the descriptors run out later.
+    result = exchange(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\n", timeout=1.0)
+    if result.ended != "timeout":
+        return None
+    fds = len(os.listdir(f"/proc/{srv.proc.pid}/fd")) if os.path.isdir("/proc") else 0
+    return f"the connection stayed open after the response ({result.data[:30]!r}); the server holds {fds} descriptors"
+
+
+@probe("answers-once")
+def _(srv, root):
+    get(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\n", timeout=2)
+    result = exchange(srv.port, b"GET /file.txt HTTP/1.0\r\n\r\n", timeout=1.0)
+    if parse_response(result.data).status == 200:
+        return None
+    return f"the second request got {result.data[:30]!r} ({result.ended})"
+
+
 @probe("truncate-large")
 def _(srv, root):
     return expect_file(srv, root, b"GET /medium.bin HTTP/1.0\r\n\r\n", "medium.bin")

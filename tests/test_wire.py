@@ -7,7 +7,7 @@ import threading
 import time
 
 from conformance.model import Connection, Part
-from conformance.wire import EventBoard, Target, play
+from conformance.wire import HEAD_KEEP, CloseGrace, EventBoard, Target, play
 
 
 def serve_once(script) -> tuple[int, threading.Thread]:
@@ -72,3 +72,84 @@ def test_a_refused_connection_is_an_outcome():
     obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]))
     assert obs.end == "refused"
     assert "refused" in obs.error
+
+
+def _read_head(conn) -> None:
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        request += chunk
+
+
+def test_a_complete_response_left_open_ends_after_the_grace_not_the_timeout():
+    def script(conn):
+        _read_head(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        time.sleep(6)  # and never closes
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"GET / HTTP/1.0\r\n\r\n"),), timeout=5.0)
+    started = time.monotonic()
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]))
+    took = time.monotonic() - started
+    assert obs.end == "open"
+    assert obs.received.endswith(b"\r\n\r\nok")
+    assert "main.complete" in obs.events
+    assert CloseGrace.FULL <= took < 5.0
+
+
+def test_a_head_answer_is_complete_at_its_empty_line():
+    def script(conn):
+        _read_head(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        time.sleep(4)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"HEAD / HTTP/1.0\r\n\r\n"),), timeout=3.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), grace=CloseGrace(0.2))
+    assert obs.end == "open"
+
+
+def test_without_framing_the_runner_reads_to_the_deadline():
+    def script(conn):
+        _read_head(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nno length")
+        time.sleep(3)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"GET / HTTP/1.0\r\n\r\n"),), timeout=1.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]))
+    assert obs.end == "timeout"
+
+
+def test_the_grace_shortens_once_a_server_shows_it_never_closes():
+    grace = CloseGrace(1.0)
+    for _ in range(CloseGrace.LEARN_AFTER):
+        assert grace.seconds() == CloseGrace.FULL
+        grace.record(False)
+    assert grace.seconds() == CloseGrace.LEARNED
+    # A server that closes as often as it leaves connections open keeps the full grace.
+    for _ in range(CloseGrace.LEARN_AFTER):
+        grace.record(True)
+    assert grace.seconds() == CloseGrace.FULL
+
+
+def test_an_endless_body_costs_no_memory_past_the_keep_limit():
+    total = 8 * 1024 * 1024
+
+    def script(conn):
+        _read_head(conn)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+        block = b"x" * 65536
+        for _ in range(total // len(block)):
+            conn.sendall(block)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"GET / HTTP/1.0\r\n\r\n"),), timeout=10.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), keep=HEAD_KEEP)
+    assert obs.end == "closed"
+    assert len(obs.received) == HEAD_KEEP
+    assert obs.received_total == total + len(b"HTTP/1.0 200 OK\r\n\r\n")
+    thread.join(5)
