@@ -59,13 +59,13 @@ class UsageError(Exception):
     """Bad arguments or corpus; printed as one paragraph, exit status 2."""
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
+def _add_selection(parser: argparse.ArgumentParser, default_profile: str = "default") -> None:
     group = parser.add_argument_group("selection (kinds combine with AND, repeats with OR)")
     group.add_argument("--id", dest="ids", action="append", default=[], metavar="GLOB",
                        help="case id or glob, e.g. 'lab/*' or 'security/traversal-*'")
     group.add_argument("--area", dest="areas", action="append", default=[],
                        help="lab, rfc1945, robustness, security or concurrency")
-    group.add_argument("--profile", help="a profile from cases/profiles.toml (default: 'default')")
+    group.add_argument("--profile", help=f"a profile from cases/profiles.toml (default: '{default_profile}')")
     group.add_argument("--tag", dest="tags", action="append", default=[], help="cases with this tag")
     group.add_argument("--exclude-tag", dest="exclude_tags", action="append", default=[],
                        help="leave out cases with this tag")
@@ -74,8 +74,30 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=Path, help="another corpus folder (default: the bundled one)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the nearest command or option suggested for a typo."""
+
+    def error(self, message: str):
+        import difflib
+        import re as _re
+
+        words = _re.findall(r"(?:unrecognized arguments|invalid choice): '?([^\s',]+)", message)
+        known = [o for action in self._actions for o in action.option_strings]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                known += list(action.choices)
+                for sub in action.choices.values():
+                    known += [o for a in sub._actions for o in a.option_strings]
+        for word in words:
+            near = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+            if near:
+                message += f" (did you mean {near[0]}?)"
+                break
+        super().error(message)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="conformance",
         description=DESCRIPTION,
         epilog="commands: " + ", ".join(COMMANDS) + " ('run' is the default; "
@@ -83,7 +105,7 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the suite (the default command)", description=DESCRIPTION,
                          epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,12 +163,14 @@ def _build_parser() -> argparse.ArgumentParser:
     mat.add_argument("servers", nargs="?", type=Path, metavar="SERVERS.toml", help="the recipes")
     mat.add_argument("--server", dest="server_names", action="append", default=[], metavar="NAME",
                      help="only this server (repeatable)")
-    mat.add_argument("--output-dir", type=Path, default=Path("docs"), metavar="DIR",
-                     help="where to write matrix.md, matrix.html and matrix.json (default: docs)")
+    mat.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="where to write matrix.md, matrix.html and matrix.json (default: docs for a "
+                     "full run; matrix-partial in the current folder when --server or a selection "
+                     "narrows it, so the committed docs/ matrix is not overwritten)")
     mat.add_argument("--known", type=Path, metavar="DIR",
                      help="known-failures folder (default: known-failures/ beside SERVERS.toml)")
     mat.add_argument("--jobs", "-j", default="4", metavar="N", help="cases in flight per server (default 4)")
-    _add_selection(mat)
+    _add_selection(mat, default_profile="all")
 
     exp_all = sub.add_parser("export", help="write the whole corpus as one JSON bundle for other runners")
     exp_all.add_argument("--format", default="json", choices=["json"], help="bundle format (json)")
@@ -181,6 +205,14 @@ def _build_parser() -> argparse.ArgumentParser:
 def _with_default_command(argv: list[str]) -> list[str]:
     if argv and (argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
+    if argv and not argv[0].startswith("-"):
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        print(f"conformance: no command {argv[0]!r}{hint} The commands: {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     return ["run", *argv]
 
 
@@ -331,7 +363,7 @@ def _hand_command(template: str | None, root: Path) -> str:
 def cmd_run(args) -> int:
     from .docroot import Fixtures
     from .resources import reference_server
-    from .runner import Control, Options, preflight, run_all
+    from .runner import Control, Options, fixture_drift, preflight, run_all
     from .spawn import SpawnError, SpawnedServer
     from .wire import Target
 
@@ -365,7 +397,9 @@ def cmd_run(args) -> int:
                     f"{shlex.quote(sys.executable)} {shlex.quote(str(reference_server()))} "
                     "{port} --bind {host} --root {root} --quiet"
                 )
-                root = fixtures.cached_root()
+                from .docroot import reachable_cache_base
+
+                root = fixtures.cached_root(reachable_cache_base())
                 try:
                     server = SpawnedServer.from_template(template, root)
                     server.start()
@@ -381,6 +415,13 @@ def cmd_run(args) -> int:
             if problem:
                 print(f"conformance: {problem}{_server_words(server)}", file=sys.stderr)
                 return EXIT_TARGET
+            if server is None:
+                drift = fixture_drift(target, fixtures, options.timeout_scale)
+                if drift:
+                    print("conformance: warning: the served files differ from the fixtures ("
+                          + "; ".join(drift) + "). If the fixture root was edited, rebuild it with "
+                          "'python -m conformance docroot DIR'; otherwise the cases below say what "
+                          "the server does to them.", file=sys.stderr)
             run = run_all(cases, target, fixtures, options, server, progress, control,
                           reproduce_at=reproduce_at, server_log=server.log if server else None)
         finally:
@@ -552,7 +593,12 @@ def cmd_docroot(args) -> int:
     from .docroot import Fixtures
 
     corpus_dir = _cases_dir(args)
-    root = Fixtures(corpus_dir).materialise(args.dir)
+    try:
+        root = Fixtures(corpus_dir).materialise(args.dir)
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot build the document root in {args.dir}: {exc.strerror or exc}") from None
     print(root)
     return EXIT_OK
 
@@ -586,6 +632,8 @@ def cmd_client(args) -> int:
         raise UsageError(str(exc)) from None
     if problem:
         raise UsageError(problem)
+    _check_output(args.output)
+    _need_reporter(args.format)
     cases = [
         c for c in cases
         if (not args.ids or any(fnmatch.fnmatchcase(c.id, g) for g in args.ids))
@@ -632,8 +680,11 @@ def cmd_matrix(args) -> int:
     from .recipes import DEFAULT_TOML, RecipeError, load_recipes
 
     corpus = _load(args)
+    partial = bool(args.ids or args.areas or args.profile or args.tags or args.levels or args.server_names)
     if not (args.ids or args.areas or args.profile or args.tags or args.levels):
         args.profile = "all"
+    if args.output_dir is None:
+        args.output_dir = Path("matrix-partial") if partial else Path("docs")
     cases = _select(args, corpus)
     servers_file = args.servers or DEFAULT_TOML
     try:
@@ -677,9 +728,27 @@ HANDLERS = {
 }
 
 
+# What the commands import: missing, a command would fail after doing work.
+NEEDED = {"jsonschema": "jsonschema", "referencing": "jsonschema"}
+if sys.version_info < (3, 11):
+    NEEDED["tomli"] = "tomli"
+
+
+def _missing_packages() -> list[str]:
+    import importlib.util
+
+    return sorted({package for module, package in NEEDED.items() if importlib.util.find_spec(module) is None})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(_with_default_command(argv))
+    missing = _missing_packages()
+    if missing:
+        print(f"conformance: this Python ({sys.executable}) lacks {', '.join(missing)}, which the runner "
+              "needs. From a checkout, run 'python3 dev.py suite ...' (it sets up everything), or "
+              "install the project: 'pip install .'", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return HANDLERS[args.command](args)
     except UsageError as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "sha256_counter",
     "cache_base",
     "cached_root",
+    "reachable_cache_base",
 ]
 
 # Bump when materialise() changes what it builds, so cached trees are rebuilt.
@@ -471,6 +472,25 @@ def cache_base() -> Path:
     return base / "http10-conformance"
 
 
+def reachable_cache_base() -> Path:
+    """A cache folder every user can enter, for roots served by servers that drop privileges.
+
+    The usual cache (``cache_base``) lies in a home folder, often 0700 (root's is):
+    nginx or Apache started as root and serving as www-data cannot enter it. Then the
+    tree goes to a per-user folder in the system's temporary folder instead.
+    """
+    base = cache_base()
+    for folder in [base, *base.parents]:
+        try:
+            if folder.exists() and not folder.stat().st_mode & 0o001:
+                shared = Path(tempfile.gettempdir()) / f"http10-conformance-{os.getuid()}"
+                shared.mkdir(mode=0o755, exist_ok=True)
+                return shared
+        except OSError:
+            break
+    return base
+
+
 def cached_root(fixtures: Fixtures | None = None, cache_dir: str | Path | None = None) -> Path:
     """Materialise the document root once per fixture description and return root/.
 
@@ -496,6 +516,9 @@ def cached_root(fixtures: Fixtures | None = None, cache_dir: str | Path | None =
     build = Path(tempfile.mkdtemp(prefix=".build-", dir=base))
     try:
         fixtures.materialise(build)
+        # Servers started as root drop to www-data or nobody: they must be able to
+        # enter the tree (mkdtemp made it 0700).
+        os.chmod(build, 0o755)
         if final.exists():
             # A damaged tree: move it aside first (rename is atomic), then remove it.
             trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=base))

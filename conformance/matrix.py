@@ -166,6 +166,9 @@ def gate_failures(matrix: dict) -> list[str]:
     """What the regression gate reports: new failures and known failures that now pass."""
     lines = []
     for server in matrix["servers"]:
+        if server["status"] == "error":
+            first = (server["reason"] or "no reason given").splitlines()[0]
+            lines.append(f"{server['name']}: did not run: {first}")
         for case_id in server["new_failures"]:
             lines.append(f"{server['name']}: new failure {case_id}")
         for case_id in server["fixed"]:
@@ -194,6 +197,8 @@ def render_markdown(matrix: dict) -> str:
             f"| {s['name']} | {s['language']} | {_md(s['version'])} | {status} | {counts} | "
             f"{len(s['new_failures'])} | {len(s['fixed'])} |"
         )
+    if not ran:
+        return "\n".join(lines + ["", "No server ran, so there is no table of cases."]) + "\n"
     lines += ["", "| case | level | " + " | ".join(s["name"] for s in ran) + " |",
               "|---|---|" + "---|" * len(ran)]
     for case in matrix["cases"]:

@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from tabulate import tabulate
-
 from .causes import CAUSES, cause_order
 from .model import LEVELS, Result
 
@@ -298,6 +296,13 @@ def _count_rows(summary: dict[str, Any], cell=_safe) -> list[list[Any]]:
 
 # ---------------------------------------------------------------------------
 # table: for a terminal
+
+
+def tabulate(*args, **kwargs) -> str:
+    # Imported here: the JSON and JUnit reports must work where tabulate is missing.
+    from tabulate import tabulate as format_table
+
+    return format_table(*args, **kwargs)
 
 
 def report_table(

@@ -18,11 +18,12 @@ from typing import Callable, Iterable, Protocol
 
 from . import causes, escape, match
 from .model import Case, Connection, Part, Result
+from .parse import parse_response
 from .wire import HEAD_KEEP, CloseGrace, EventBoard, Target, play
 
 __all__ = [
     "Options", "Server", "Attempt", "Control", "Run", "NOT_RUN",
-    "run_case", "attempt_case", "run_all", "preflight", "canary_request", "keep_limit",
+    "run_case", "attempt_case", "run_all", "preflight", "fixture_drift", "canary_request", "keep_limit",
 ]
 
 # Escaped bytes shown in reports are cut here; --verbose shows them.
@@ -77,6 +78,11 @@ def preflight(target: Target, fixtures, scale: float = 1.0) -> str | None:
     obs, served = _ask_canary(target, fixtures, scale)
     if served:
         return None
+    if obs.end == "error" and "does not resolve" in obs.error:
+        return (
+            f"The host {target.host!r} does not resolve ({obs.error}).\n"
+            "Check its spelling, or use an address such as 127.0.0.1."
+        )
     if obs.end in ("refused", "error") and not obs.received:
         return (
             f"Nothing is answering at {target}: {obs.error}.\n"
@@ -91,6 +97,13 @@ def preflight(target: Target, fixtures, scale: float = 1.0) -> str | None:
             f"'{request}' ({_ending(obs)}).\n"
             "Read the request up to its empty line (CRLF CRLF), then send the response and close."
         )
+    if obs.received.startswith((b"HTTP/1.0 403", b"HTTP/1.1 403")):
+        return (
+            f"The server at {target} answers '{request}' with 403 Forbidden. A server started as "
+            "root often drops to another user (www-data, nobody) that cannot read the fixture "
+            "folder: make it readable to that user (the runner's --spawn root is), or start the "
+            "server as yourself."
+        )
     return (
         f"The server at {target} answers, but not with the fixture document root: '{request}' "
         f"did not return the canary file's content ({fixtures.canary_data!r}); it sent:\n"
@@ -98,6 +111,33 @@ def preflight(target: Target, fixtures, scale: float = 1.0) -> str | None:
         "Build the root with 'python -m conformance docroot DIR', then serve the folder it "
         "prints (for the lab's server: cd into it and start the server there), or use --spawn."
     )
+
+
+# Fixture files the start-up check compares besides the canary: a text file and
+# every byte value, small enough to cost milliseconds.
+CHECKED_FIXTURES = ("file.txt", "bytes.bin")
+
+
+def fixture_drift(target: Target, fixtures, scale: float = 1.0) -> list[str]:
+    """Fixture files the target serves with other bytes than the corpus describes.
+
+    A served tree that someone edited would show up as server failures with hints
+    that do not fit; this says so once. A server that answers something else than
+    200 is the cases' business, not this check's.
+    """
+    drift = []
+    for path in CHECKED_FIXTURES:
+        request = f"GET /{path} HTTP/1.0\r\n\r\n".encode("latin-1")
+        conn = Connection(name="fixture", parts=(Part(data=request),), timeout=5.0)
+        obs = play(conn, target, EventBoard([conn.name]), scale)
+        response = parse_response(obs.received)
+        if response.status != 200 or not response.complete_head:
+            continue
+        want = fixtures.content(path)
+        if response.body != want:
+            drift.append(f"{path}: {len(response.body)} bytes served, the fixture has {len(want)}"
+                         + ("" if len(response.body) != len(want) else " with other content"))
+    return drift
 
 
 def _ending(obs) -> str:
@@ -386,8 +426,10 @@ def _liveness(target: Target, fixtures, scale: float, grace: CloseGrace | None =
         obs, served = _ask_canary(target, fixtures, scale, grace)
         if served:
             return None
-        if obs.end == "timeout" and not obs.received:
-            break  # it waited the whole deadline: asking again only waits again
+        if obs.end in ("timeout", "refused") and not obs.received:
+            # It waited the whole deadline, or nothing listens any more (a busy
+            # server still accepts): asking again would only wait again.
+            break
     got = f"{len(obs.received)} bytes without the canary's content" if obs.received else "no answer"
     return (
         f"after this case the server no longer answered a plain GET /{fixtures.canary_path} on a "

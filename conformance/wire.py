@@ -155,9 +155,11 @@ def _shutdown(sock: socket.socket) -> None:
 
 def _connect(target: Target, timeout: float, rcvbuf: int | None) -> socket.socket:
     last: OSError | None = None
-    for family, kind, proto, _, addr in socket.getaddrinfo(
-        target.host, target.port, type=socket.SOCK_STREAM
-    ):
+    try:
+        addresses = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"the host {target.host!r} does not resolve: {exc.strerror or exc}") from None
+    for family, kind, proto, _, addr in addresses:
         sock = socket.socket(family, kind, proto)
         try:
             if rcvbuf:
