@@ -193,13 +193,19 @@ def keep_limit(conn: Connection, fixtures) -> int:
 
 def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtures) -> tuple[list, EventBoard]:
     board = EventBoard([c.name for c in case.connections])
-    if not case.scenario:
-        conn = case.connections[0]
-        return [play(conn, target, board, scale, grace, keep_limit(conn, fixtures))], board
     observations: list = [None] * len(case.connections)
+    left = [len(case.connections)]
+    finished = threading.Event()
+    lock = threading.Lock()
 
     def run(index: int, conn: Connection) -> None:
-        observations[index] = play(conn, target, board, scale, grace, keep_limit(conn, fixtures))
+        try:
+            observations[index] = play(conn, target, board, scale, grace, keep_limit(conn, fixtures))
+        finally:
+            with lock:
+                left[0] -= 1
+                if not left[0]:
+                    finished.set()
 
     threads = [
         threading.Thread(target=run, args=(i, c), name=f"conn-{c.name}", daemon=True)
@@ -211,58 +217,55 @@ def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtu
     # scheduling on a loaded machine.
     limit = max(c.timeout for c in case.connections) * scale * 2 + 5
     stop = time.monotonic() + limit
-    _watch(case, board, threads, target, fixtures, scale, stop)
+    _watch(case, board, finished, target, fixtures, scale, stop)
     for thread in threads:
         thread.join(max(0.0, stop - time.monotonic()))
     return observations, board
 
 
-# A scenario's client that has sent its whole request and got no byte for this long,
-# while another client holds its own request back, makes the runner ask the server
-# on a new connection; if that gets no answer either, the server answers nobody
-# while a client stalls, and the scenario ends there instead of at every deadline.
+# A connection that has sent its whole request and got no byte for this long makes
+# the runner ask the server on a new connection; if that gets no answer either, the
+# server answers nobody (it is stuck, or blocked by a client that stalls), and the
+# case ends there instead of at every deadline.
 STALL_LIMIT = 2.0
-WATCH_EVERY = 0.2
+WATCH_EVERY = 0.1
 
 
-def _watch(case: Case, board: EventBoard, threads, target: Target, fixtures, scale: float,
-           stop: float) -> None:
-    """The scenario watchdog: end a scenario early on a server blocked by a stalled client."""
+def _watch(case: Case, board: EventBoard, finished: threading.Event, target: Target, fixtures,
+           scale: float, stop: float) -> None:
+    """The watchdog of a case: end it early when the server answers nobody at all."""
     # Who holds: a client that keeps back part of its request, or one that stops
     # reading at its read gate after the first byte.
     senders = {c.name for c in case.connections if any(p.wait_for for p in c.parts)}
     readers = {c.name for c in case.connections if c.read_gate}
-    if not senders and not readers:
-        return
 
     def base(name: str) -> str:
         return name if name in senders or name in readers else name.rsplit("-", 1)[0]
 
-    probed = False
-    while any(t.is_alive() for t in threads) and time.monotonic() < stop:
-        time.sleep(WATCH_EVERY)
+    while not finished.wait(WATCH_EVERY) and time.monotonic() < stop:
         events = board.snapshot()
         now = board.now()
+        waiting = [
+            n for n in board.names
+            if f"{n}.sent" in events and f"{n}.first_byte" not in events and f"{n}.done" not in events
+            and now - events[f"{n}.sent"] > STALL_LIMIT * scale
+        ]
+        if not waiting:
+            continue
         holding = any(
             f"{n}.done" not in events and (
                 (base(n) in senders and f"{n}.connected" in events and f"{n}.sent" not in events)
                 or (base(n) in readers and f"{n}.first_byte" in events))
             for n in board.names
         )
-        waiting = [
-            n for n in board.names
-            if f"{n}.sent" in events and f"{n}.first_byte" not in events and f"{n}.done" not in events
-            and now - events[f"{n}.sent"] > STALL_LIMIT * scale
-        ]
-        if holding and waiting and not probed:
-            probed = True
-            if not _probe(target, fixtures, scale):
-                board.abort(
-                    f"stopped after {now:.1f} s: while a client held its request back, {waiting[0]} "
-                    f"got no byte for {STALL_LIMIT * scale:.1f} s and a new connection got no answer "
-                    "either: the server answers nobody while one client stalls"
-                )
-                return
+        if not _probe(target, fixtures, scale):
+            while_ = "while a client held its request back, " if holding else ""
+            board.abort(
+                f"stopped after {now:.1f} s: {while_}{waiting[0]} got no byte for "
+                f"{STALL_LIMIT * scale:.1f} s and a new connection got no answer either: the server "
+                + ("answers nobody while one client stalls" if holding else "answers nobody")
+            )
+        return
 
 
 def _describe(name: str, text: str, scenario: bool) -> str:
