@@ -64,7 +64,7 @@ def _case_lines(case: Mapping, full: bool) -> list[str]:
 def item_text(result: Mapping, item: Mapping) -> str:
     """What a student sees for one item (Markdown), by the item's feedback level."""
     head = f"{item['score']:g} / {item['max_score']:g} points"
-    if item.get("reason"):
+    if item.get("reason") and result["status"] == "graded":
         head += f": {item['reason']}"
     if item["feedback"] == "title" or result["status"] != "graded":
         return head

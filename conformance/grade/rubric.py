@@ -75,7 +75,7 @@ class Rubric:
     build: str = ""
     client: str = ""
     required_files: tuple[str, ...] = ()
-    jobs: int = 2
+    jobs: int = 1
     retries: int = 2
     visibility: str = "visible"
     feedback: str = "full"
@@ -256,7 +256,7 @@ def _build(data: dict[str, Any], path: Path, raw_bytes: bytes, cases_dir) -> Rub
         name=head["name"], total=float(head["total"]), items=tuple(items),
         start=head.get("start", "python3 server.py {port}"), build=head.get("build", ""),
         client=head.get("client", ""), required_files=tuple(head.get("required_files", ())),
-        jobs=head.get("jobs", 2), retries=head.get("retries", 2),
+        jobs=head.get("jobs", 1), retries=head.get("retries", 2),
         visibility=head.get("visibility", "visible"), feedback=head.get("feedback", "full"),
         limits=Limits(**data.get("limits", {})), source=str(path),
         text=raw_bytes.decode("utf-8"), sha256=hashlib.sha256(raw_bytes).hexdigest(),
