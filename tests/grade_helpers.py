@@ -90,6 +90,37 @@ for _ in range(200 * 1024):   # 200 MB to stdout, past the file size limit
     sys.stdout.write(line)
 """
 
+MEMORY_HOG = """\
+import time
+hog = bytearray(400 * 1024 * 1024)   # 400 MB, touched, before it ever listens
+for i in range(0, len(hog), 4096):
+    hog[i] = 1
+for _ in range(600):
+    time.sleep(0.1)
+"""
+
+FILLS_DISK = """\
+block = b"x" * (1 << 20)
+with open("big.bin", "wb") as out:
+    for _ in range(100_000):          # until the file size limit stops it
+        out.write(block)
+"""
+
+# Sequential (a stalled client blocks everyone) on its first two starts (the
+# grader's launch check and the first run), correct from the third: the stalled-
+# client case fails once and passes on the retry, so it must be marked flaky.
+FLAKY = """\
+import os, runpy, sys
+here = os.path.dirname(os.path.abspath(__file__))
+count_file = os.path.join(here, "starts.txt")
+starts = int(open(count_file).read()) if os.path.exists(count_file) else 0
+with open(count_file, "w") as fh:
+    fh.write(str(starts + 1))
+extra = ["--defect", "sequential"] if starts < 2 else []
+sys.argv = [sys.argv[0], *sys.argv[1:], *extra]
+runpy.run_path(os.path.join(here, "student_server.py"), run_name="__main__")
+"""
+
 # name -> (expected status, a phrase its reason contains)
 BAD = {
     "daemon": ("graded", ""),
@@ -100,6 +131,9 @@ BAD = {
     "no-server-py": ("incomplete-submission", "no server.py"),
     "exits-at-once": ("did-not-start", "exited at once with status 3"),
     "chatty": ("did-not-start", "file size limit"),
+    "memory-hog": ("did-not-start", "more than 200 MB of memory"),
+    "fills-disk": ("did-not-start", "file size limit"),
+    "flaky": ("graded", ""),
 }
 
 
@@ -120,7 +154,8 @@ def build_class(dest: Path, variants=tuple(VARIANTS), bad=tuple(BAD), reference:
     for defect in variants:
         _student(dest / f"defect-{defect}", WRAPPER.format(defect=defect))
     sources = {"daemon": DAEMON, "never-listens": NEVER_LISTENS, "syntax-error": SYNTAX_ERROR,
-               "hard-coded-port": HARD_CODED, "exits-at-once": EXITS_AT_ONCE, "chatty": CHATTY}
+               "hard-coded-port": HARD_CODED, "exits-at-once": EXITS_AT_ONCE, "chatty": CHATTY,
+               "memory-hog": MEMORY_HOG, "fills-disk": FILLS_DISK, "flaky": FLAKY}
     for name in bad:
         folder = dest / name
         if name == "empty":

@@ -166,3 +166,14 @@ def test_single_submission_mode_writes_the_platform_file(graded, tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(target.read_text())
     assert data["score"] == 0 and "SyntaxError" not in data["output"] and "exited at once" in data["output"]
+
+
+def test_a_case_that_passes_on_a_retry_is_marked_flaky(graded):
+    result = graded["results"]["flaky"]
+    concurrency = {i["id"]: i for i in result["items"]}["concurrency"]
+    assert concurrency["flaky"] == ["lab/second-client-while-first-stalls"]
+    case = {c["id"]: c for c in result["cases"]}["lab/second-client-while-first-stalls"]
+    assert case["flaky"] and case["attempts"] == 2 and "passed on attempt 2" in case["reason"]
+    rows = {r["submission"]: r for r in csv.DictReader((graded["out"] / "grades.csv").open())}
+    assert rows["flaky"]["flaky_cases"] == "lab/second-client-while-first-stalls"
+    assert 'data-case="lab/second-client-while-first-stalls"' in (graded["out"] / "summary.html").read_text()

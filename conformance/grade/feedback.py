@@ -72,7 +72,7 @@ def item_text(result: Mapping, item: Mapping) -> str:
     lines = [head, ""]
     failed = [cases[cid] for cid in item["failed"] if cid in cases]
     if not failed:
-        lines.append(f"All {item['counted']} checks passed.")
+        lines.append("Its one check passed." if item["counted"] == 1 else f"All {item['counted']} checks passed.")
     else:
         lines.append(f"{item['passed']} of {item['counted']} checks passed. These did not:")
         for case in failed[:CASES_PER_ITEM]:

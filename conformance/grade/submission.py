@@ -273,9 +273,11 @@ class _Worker:
         if not ok:
             if status is not None:
                 reason = self.exit_reason(status, port, elapsed, watch.exceeded)
-                if log.stat().st_size >= self.limits.file_size_mb * MIB - OUTPUT_CAP:
-                    reason += (f"; its output reached the file size limit of {self.limits.file_size_mb:g} MB "
-                               "(SIGXFSZ / EFBIG): does it print in a loop?")
+                output = _tail(log, 4096)
+                if (log.stat().st_size >= self.limits.file_size_mb * MIB - OUTPUT_CAP
+                        or "File too large" in output or "SIGXFSZ" in output):
+                    reason += (f"; it reached the file size limit of {self.limits.file_size_mb:g} MB "
+                               "(a file it wrote, or its own output: does it write or print in a loop?)")
             elif [p for p in others if p != port]:
                 listed = ", ".join(map(str, [p for p in others if p != port]))
                 reason = (f"the server listens on port {listed}, not on the port it was given ({port}): "
@@ -463,11 +465,8 @@ class _Worker:
             return make_result(rubric, job.name, status="incomplete-submission", reason="the submission folder is empty",
                                **common)
         missing = [f for f in rubric.required_files if not (copy / f).exists()]
-        missing += [f for f in self.missing_sources(rubric.start) if f not in missing]
         if missing:
-            return make_result(rubric, job.name, status="incomplete-submission",
-                               reason=f"no {', '.join(missing)} in the submission (it has: "
-                               f"{', '.join(sorted(files)[:8])})", **common)
+            return self.incomplete(missing, files, common)
         build = None
         if rubric.build:
             build = self.run_step(self.sandbox(copy) + ["--", "sh", "-c", rubric.build], copy,
@@ -478,6 +477,9 @@ class _Worker:
                        else f"the build command exited with status {build['exit_status']}")
                 return make_result(rubric, job.name, status="did-not-build", reason=why, build=build,
                                    cleanup=self.cleanup(), **common)
+        missing = self.missing_sources(rubric.start)  # after the build, which may make them
+        if missing:
+            return self.incomplete(missing, files, common, build=build)
         launch = self.launch(rubric.start, root)
         if not launch["ok"]:
             return make_result(rubric, job.name, status="did-not-start", reason=launch["reason"], build=build,
@@ -504,6 +506,11 @@ class _Worker:
                  if cid in records]
         return make_result(rubric, job.name, status="graded", reason=reason, cases=cases, build=build,
                            launch=launch, runner=runner, cleanup=cleanup, **common)
+
+    def incomplete(self, missing: list[str], files: dict, common: dict, **extra) -> dict:
+        return make_result(self.rubric, self.job.name, status="incomplete-submission",
+                           reason=f"no {', '.join(missing)} in the submission (it has: "
+                           f"{', '.join(sorted(files)[:8])})", **common, **extra)
 
     def finish(self) -> None:
         if self.tmp is not None and not self.job.keep:

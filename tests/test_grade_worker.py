@@ -1,0 +1,107 @@
+"""One submission through the worker: the build step, and the grader's own failure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from conformance.grade import submission
+from conformance.grade.result import result_problems
+from conformance.grade.rubric import load_rubric
+from grade_helpers import RUBRIC, build_class
+
+pytestmark = [pytest.mark.network, pytest.mark.skipif(sys.platform != "linux", reason="grading isolation is Linux-only")]
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "conformance" / "grade" / "schemas"
+
+
+def rubric_with(tmp_path, extra: str, limits: str = "") -> Path:
+    text = RUBRIC.read_text().replace('required_files = ["server.py"]', extra)
+    text = text.replace("[limits]\n", "[limits]\n" + limits)
+    path = tmp_path / "rubric.toml"
+    path.write_text(text)
+    return path
+
+
+def test_build_step_results(tmp_path):
+    subs = tmp_path / "subs"
+    ok = subs / "builds"
+    (ok / "src").mkdir(parents=True)
+    (ok / "src" / "server.py").write_bytes((Path(__file__).resolve().parents[1] / "reference" / "server.py").read_bytes())
+    (ok / "build.sh").write_text("cp src/server.py server.py\necho built\n")
+    broken = subs / "broken"
+    broken.mkdir()
+    (broken / "build.sh").write_text("echo 'server.c:3: error: expected ; before }' >&2\nexit 2\n")
+    slow = subs / "slow"
+    slow.mkdir()
+    (slow / "build.sh").write_text("sleep 30\n")
+    rubric = rubric_with(tmp_path, 'build = "sh build.sh"', "build_seconds = 2\n")
+    proc = subprocess.run([sys.executable, "-m", "conformance.grade", str(subs), "--rubric", str(rubric),
+                           "--out", str(tmp_path / "out"), "--jobs", "2"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = {n: json.loads((tmp_path / "out" / n / "result.json").read_text()) for n in ("builds", "broken", "slow")}
+    for r in res.values():
+        assert not result_problems(r)
+    assert res["builds"]["status"] == "graded" and res["builds"]["build"]["output"].strip() == "built"
+    assert res["broken"]["status"] == "did-not-build"
+    assert res["broken"]["reason"] == "the build command exited with status 2"
+    assert "expected ; before }" in (tmp_path / "out" / "broken" / "feedback.md").read_text()
+    assert res["slow"]["status"] == "did-not-build" and res["slow"]["build"]["timed_out"]
+    assert res["slow"]["duration"] < 20
+
+
+def test_a_grader_failure_is_a_result_with_the_reason(tmp_path, monkeypatch):
+    subs = build_class(tmp_path / "subs", variants=(), bad=(), reference=True)
+
+    def broken(self):
+        raise RuntimeError("the corpus vanished")
+
+    monkeypatch.setattr(submission._Worker, "grade", broken)
+    job = submission.Job(submission=str(subs / "reference"), name="reference", out=str(tmp_path / "out"),
+                         rubric=str(RUBRIC), platform_files={"gradescope": str(tmp_path / "gs.json"),
+                                                             "prairielearn": str(tmp_path / "pl.json")})
+    result = submission.run_job(job)
+    assert result["status"] == "grader-error" and result["score"] == 0
+    assert "RuntimeError: the corpus vanished" in result["reason"]
+    assert not result_problems(json.loads((tmp_path / "out" / "result.json").read_text()))
+    gs = json.loads((tmp_path / "gs.json").read_text())
+    jsonschema.validate(gs, json.loads((SCHEMAS / "gradescope-results.schema.json").read_text()))
+    assert gs["score"] == 0 and "the corpus vanished" in gs["output"]
+    pl = json.loads((tmp_path / "pl.json").read_text())
+    jsonschema.validate(pl, json.loads((SCHEMAS / "prairielearn-results.schema.json").read_text()))
+    assert pl["gradable"] is False and pl["score"] == 0
+
+
+def test_a_worker_that_dies_still_leaves_a_result(tmp_path, monkeypatch):
+    subs = build_class(tmp_path / "subs", variants=(), bad=("never-listens",), reference=False)
+    rubric = load_rubric(RUBRIC)
+    monkeypatch.setattr(submission, "worker_timeout", lambda r: 1.0)
+    job = submission.Job(submission=str(subs / "never-listens"), name="never-listens", out=str(tmp_path / "out"),
+                         rubric=str(RUBRIC))
+    result = submission.grade_submission(job, rubric)
+    assert result["status"] == "grader-error" and "longer than 1 s" in result["reason"]
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["status"] == "grader-error"
+    from conformance.grade import isolate
+    assert not isolate.submission_pids(job.marker)
+
+
+def test_check_rubric_command(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "conformance.grade", "--check-rubric", str(RUBRIC)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "OK, 7 items, 100 points" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(RUBRIC.read_text().replace('"lab/get-missing-file"', '"lab/get-missing-fil"'))
+    proc = subprocess.run([sys.executable, "-m", "conformance.grade", "--check-rubric", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "item 'not-found': unknown case id 'lab/get-missing-fil'" in proc.stderr
+    # the same error before anything runs when grading
+    proc = subprocess.run([sys.executable, "-m", "conformance.grade", str(tmp_path), "--rubric", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown case id" in proc.stderr
