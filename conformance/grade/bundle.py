@@ -22,6 +22,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .rubric import Rubric
 __all__ = ["BundleError", "write_bundle", "SETUP_SH", "RUN_AUTOGRADER"]
 
 WHEEL_TIMEOUT = 300  # seconds for building the project's wheel
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "conformance", "cases", "reference")  # what the wheel is built from
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -93,11 +95,24 @@ def _project_root() -> Path:
 
 
 def build_wheel(dest: Path) -> Path:
-    """Build the project's wheel into ``dest`` (offline: no build isolation)."""
+    """Build the project's wheel into ``dest`` (offline: no build isolation).
+
+    It is built from a copy of the sources, so the checkout gets no build/ folder
+    and two builds at once (parallel tests) cannot trip over each other.
+    """
+    root = _project_root()
     dest.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--disable-pip-version-check", "-w", str(dest), str(_project_root())],
-                          capture_output=True, text=True, timeout=WHEEL_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="conformance-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name in SOURCES:
+            if (root / name).is_dir():
+                shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            elif (root / name).is_file():
+                shutil.copy(root / name, src / name)
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                               "--disable-pip-version-check", "-w", str(dest), str(src)],
+                              capture_output=True, text=True, timeout=WHEEL_TIMEOUT)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         raise BundleError(f"building the project's wheel failed: {proc.stderr.strip()[-800:]}")
