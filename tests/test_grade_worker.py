@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsonschema
@@ -105,3 +108,39 @@ def test_check_rubric_command(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conformance.grade", str(tmp_path), "--rubric", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown case id" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to become another user")
+def test_as_an_unprivileged_grader_the_missing_protections_are_reported():
+    """Graded by `nobody`: no uid switch, no namespace, and both say so; the daemon is still stopped."""
+    # pytest's own temporary folders are root's alone; this one `nobody` may use.
+    base = Path(tempfile.mkdtemp(prefix="grade-nobody-"))
+    try:
+        _graded_by_nobody(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _graded_by_nobody(base: Path) -> None:
+    base.chmod(0o777)
+    subs = build_class(base / "subs", variants=(), bad=("daemon",), reference=True)
+    home = base / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TMPDIR": str(home),
+           "CONFORMANCE_CACHE_DIR": str(home / "cache")}
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-m", "conformance.grade", str(subs),
+                           "--rubric", str(RUBRIC), "--out", str(home / "out"), "--jobs", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads((home / "out" / "reference" / "result.json").read_text())
+    assert ref["score"] == 100, ref["items"]
+    assert ref["isolation"]["unprivileged user"] == {
+        "available": False, "detail": ref["isolation"]["unprivileged user"]["detail"]}
+    assert "not root" in ref["isolation"]["unprivileged user"]["detail"]
+    assert ref["isolation"]["network namespace"]["available"] is False
+    assert ref["isolation"]["child subreaper"]["available"] is True
+    daemon = json.loads((home / "out" / "daemon" / "result.json").read_text())
+    assert daemon["cleanup"]["leftover_processes"] and daemon["cleanup"]["still_running"] == 0
+    from conformance.grade import isolate
+    assert not isolate.submission_pids(daemon["cleanup"]["marker"])
