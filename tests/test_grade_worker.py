@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import jsonschema
@@ -91,7 +94,48 @@ def test_a_worker_that_dies_still_leaves_a_result(tmp_path, monkeypatch):
     assert result["status"] == "grader-error" and "longer than 1 s" in result["reason"]
     assert json.loads((tmp_path / "out" / "result.json").read_text())["status"] == "grader-error"
     from conformance.grade import isolate
-    assert not isolate.submission_pids(job.marker)
+    for _ in range(10):  # nothing comes back, not even a sandbox that was about to exec
+        assert not isolate.submission_pids(job.marker, job.uid, grader=True)
+        time.sleep(0.2)
+
+
+def _cmdlines_with(token: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if token in cmd:
+            found.append(f"{pid} {cmd}")
+    return found
+
+
+def test_sigterm_stops_every_worker_and_submission(tmp_path):
+    token = f"token-{uuid.uuid4().hex}"
+    subs = build_class(tmp_path / "subs", variants=(), bad=("never-listens",), reference=False)
+    shutil.copytree(subs / "never-listens", subs / "never-listens-2")
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(RUBRIC.read_text().replace('start = "python3 server.py {port}"',
+                                                 f'start = "python3 server.py {{port}} {token}"')
+                      .replace("startup_seconds = 3", "startup_seconds = 60"))
+    proc = subprocess.Popen([sys.executable, "-m", "conformance.grade", str(subs), "--rubric", str(rubric),
+                             "--out", str(tmp_path / "out"), "--jobs", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len([c for c in _cmdlines_with(token) if "server.py" in c]) < 2:
+            time.sleep(0.1)
+        assert len([c for c in _cmdlines_with(token) if "server.py" in c]) >= 2, "the servers never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not _cmdlines_with(token)
 
 
 def test_check_rubric_command(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -51,6 +52,11 @@ exit status:
 
 class UsageError(Exception):
     pass
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so every worker and its submission are stopped.
+    raise KeyboardInterrupt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +131,7 @@ def _progress(args, lock, done, total, result):
 def cmd_grade(args) -> int:
     from . import isolate
     from .merge import write_class_outputs
-    from .submission import Job, grade_submission, runner_has_budget
+    from .submission import Job, grade_submission, runner_has_budget, stop_all
 
     if len(args.paths) != 1:
         raise UsageError("give one SUBMISSIONS folder (or 'merge' and result files)")
@@ -137,7 +143,12 @@ def cmd_grade(args) -> int:
     if args.results and not (args.one and len(args.formats) == 1):
         raise UsageError("--results needs --one and exactly one --format")
     rubric = _load_rubric(args.rubric, args.cases)
-    rubric_file = str(Path(rubric.source).resolve())
+    # Every submission is graded with this copy, even if the file changes during the run.
+    args.out.mkdir(parents=True, exist_ok=True)
+    snapshot = args.out / "rubric.toml"
+    snapshot.write_text(rubric.text, encoding="utf-8")
+    rubric = _load_rubric(snapshot, args.cases)
+    rubric_file = str(snapshot.resolve())
     if args.one:
         folders = [(args.name or base.resolve().name, base)]
     else:
@@ -183,8 +194,19 @@ def cmd_grade(args) -> int:
                     stack.enter_context(claim)
             except (OSError, RuntimeError) as exc:
                 raise UsageError(f"cannot reserve a user id per slot: {exc}") from None
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(one, folders))
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                futures = [pool.submit(one, entry) for entry in folders]
+                try:
+                    results = [f.result() for f in futures]
+                except KeyboardInterrupt:
+                    for f in futures:
+                        f.cancel()
+                    stop_all()
+                    raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if not args.one:
         write_class_outputs(results, args.out)
     if not args.quiet:

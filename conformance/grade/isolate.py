@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from .sandbox import MARKER_ENV
+from .sandbox import GRADER_ENV, MARKER_ENV
 
 __all__ = ["UID_BASE", "UidClaim", "Protections", "set_subreaper", "enter_network_namespace", "descendants", "submission_pids",
            "sweep", "listening_ports", "MemoryWatch", "describe_pid", "reap_children"]
@@ -140,12 +140,12 @@ def _uid(pid: int) -> int | None:
     return None
 
 
-def _has_marker(pid: int, marker: str) -> bool:
+def _has_marker(pid: int, marker: str, grader: bool = False) -> bool:
     try:
-        env = Path(f"/proc/{pid}/environ").read_bytes()
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return f"{MARKER_ENV}={marker}".encode() in env.split(b"\0")
+    return f"{MARKER_ENV}={marker}".encode() in env or (grader and f"{GRADER_ENV}={marker}".encode() in env)
 
 
 def _pids() -> list[int]:
@@ -168,12 +168,15 @@ def descendants(root: int) -> set[int]:
     return out
 
 
-def submission_pids(marker: str, uid: int | None = None, below: int | None = None) -> list[int]:
+def submission_pids(marker: str, uid: int | None = None, below: int | None = None,
+                    grader: bool = False) -> list[int]:
     """Live (non-zombie) processes of the submission.
 
     Those of ``uid``, those whose environment carries ``marker``, and, with
     ``below``, every descendant of that process (call it only when the grader's own
     children have ended: then whatever is left below the subreaper is the submission's).
+    With ``grader``, also the grader's own processes for this submission (the worker,
+    its runner, a sandbox that has not exec'd yet): for stopping a worker from outside.
     """
     me = os.getpid()
     found = set(descendants(below)) if below is not None else set()
@@ -183,7 +186,7 @@ def submission_pids(marker: str, uid: int | None = None, below: int | None = Non
         st = _stat(pid)
         if st is None or st[0] in ("Z", "X"):
             continue
-        if (uid is not None and _uid(pid) == uid) or (marker and _has_marker(pid, marker)):
+        if (uid is not None and _uid(pid) == uid) or (marker and _has_marker(pid, marker, grader)):
             found.add(pid)
     found.discard(me)
     return sorted(found)
@@ -209,7 +212,7 @@ def reap_children() -> None:
 
 
 def sweep(marker: str, uid: int | None = None, below: int | None = None,
-          rounds: int = SWEEP_ROUNDS, reap: bool = True) -> tuple[list[str], int, int]:
+          rounds: int = SWEEP_ROUNDS, reap: bool = True, grader: bool = False) -> tuple[list[str], int, int]:
     """SIGKILL every process of the submission until none is left (bounded).
 
     ``reap`` collects exited children with waitpid(-1): only in a process whose
@@ -221,7 +224,7 @@ def sweep(marker: str, uid: int | None = None, below: int | None = None,
     found: dict[int, str] = {}
     killed: set[int] = set()
     for _ in range(rounds):
-        pids = submission_pids(marker, uid, below)
+        pids = submission_pids(marker, uid, below, grader)
         if not pids:
             break
         for pid in pids:
@@ -238,7 +241,7 @@ def sweep(marker: str, uid: int | None = None, below: int | None = None,
             reap_children()
     if reap:
         reap_children()
-    return list(found.values()), len(killed), len(submission_pids(marker, uid, below))
+    return list(found.values()), len(killed), len(submission_pids(marker, uid, below, grader))
 
 
 def _socket_inodes(pids: list[int]) -> set[str]:

@@ -24,9 +24,10 @@ import os
 import resource
 import sys
 
-__all__ = ["MARKER_ENV", "SAFE_PATH", "main", "wrap"]
+__all__ = ["MARKER_ENV", "GRADER_ENV", "SAFE_PATH", "main", "wrap"]
 
-MARKER_ENV = "CONFORMANCE_GRADE_MARKER"
+MARKER_ENV = "CONFORMANCE_GRADE_MARKER"   # in every process of the submission (set at exec)
+GRADER_ENV = "CONFORMANCE_GRADE_JOB"      # in the grader's own processes for that submission (worker, runner)
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 

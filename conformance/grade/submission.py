@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -47,7 +48,7 @@ from .exporters import FORMATS
 from .feedback import feedback_markdown
 from .result import case_record, compare, make_result, read_result
 from .rubric import Rubric, load_rubric
-from .sandbox import wrap
+from .sandbox import GRADER_ENV, wrap
 
 __all__ = ["Job", "grade_submission", "write_outputs", "error_result", "tree_hashes", "runner_has_budget"]
 
@@ -538,6 +539,8 @@ def _free_port() -> int:
 
 def run_job(job: Job) -> dict:
     """Grade in this process (the worker); always returns a result and writes it."""
+    if job.marker:
+        os.environ[GRADER_ENV] = job.marker  # inherited by the runner and every sandbox before its exec
     rubric = load_rubric(job.rubric, job.cases_dir)
     worker = _Worker(job, rubric)
     try:
@@ -558,6 +561,22 @@ def worker_timeout(rubric: Rubric) -> float:
     return lim.build_seconds + lim.startup_seconds + 2 * lim.run_seconds + WORKER_MARGIN
 
 
+_LIVE: dict[int, tuple[subprocess.Popen, Job]] = {}
+_LIVE_LOCK = threading.Lock()  # guards _LIVE: grading threads add and remove, stop_all reads
+
+
+def stop_all() -> None:
+    """Kill every running worker and whatever it started (on Ctrl-C or SIGTERM of the class run)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.values())
+    for proc, job in live:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        isolate.sweep(job.marker, job.uid, reap=False, grader=True)
+
+
 def grade_submission(job: Job, rubric: Rubric) -> dict:
     """Grade one submission in a worker process of its own; a result is always written and returned."""
     start = time.monotonic()
@@ -576,18 +595,24 @@ def grade_submission(job: Job, rubric: Rubric) -> dict:
             proc = subprocess.Popen([sys.executable, "-m", "conformance.grade.submission", str(spec)],
                                     stdin=subprocess.DEVNULL, stdout=logfh, stderr=subprocess.STDOUT,
                                     start_new_session=True)
+            with _LIVE_LOCK:
+                _LIVE[proc.pid] = (proc, job)
             try:
                 proc.wait(worker_timeout(rubric))
             except subprocess.TimeoutExpired:
                 reason = f"grading took longer than {worker_timeout(rubric):g} s and was stopped"
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.pop(proc.pid, None)
         if not reason and proc.returncode != 0:
             reason = f"the grading worker exited with status {proc.returncode}: {_tail(log, 600).strip()[-600:]}"
     finally:
         spec.unlink(missing_ok=True)
-    # Whatever escaped a worker that was killed (its orphans are not ours to reap).
-    isolate.sweep(job.marker, job.uid, reap=False)
+    # Whatever escaped a worker that was killed, its runner and a sandbox that had
+    # not exec'd yet included (their orphans are not ours to reap).
+    isolate.sweep(job.marker, job.uid, reap=False, grader=True)
     written = (out / "result.json").exists() and (out / "result.json").stat().st_mtime_ns != marker_before
     if reason or not written:
         result = error_result(rubric, job.name, reason or "the grading worker wrote no result")
