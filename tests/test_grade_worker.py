@@ -188,3 +188,18 @@ def _graded_by_nobody(base: Path) -> None:
     assert daemon["cleanup"]["leftover_processes"] and daemon["cleanup"]["still_running"] == 0
     from conformance.grade import isolate
     assert not isolate.submission_pids(daemon["cleanup"]["marker"])
+
+
+def test_a_regrade_keeps_the_previous_result_and_says_what_changed(tmp_path):
+    subs = build_class(tmp_path / "subs", variants=(), bad=("syntax-error",), reference=False)
+    folder = subs / "syntax-error"
+    args = [sys.executable, "-m", "conformance.grade", str(subs), "--rubric", str(RUBRIC), "--out", str(tmp_path / "out")]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    (folder / "server.py").write_bytes((Path(__file__).resolve().parents[1] / "reference" / "server.py").read_bytes())
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "out" / "syntax-error"
+    assert json.loads((out / "result.prev.json").read_text())["status"] == "did-not-start"
+    now = json.loads((out / "result.json").read_text())
+    assert now["status"] == "graded"
+    assert now["previous"]["hashes_changed"] == ["submission"] and now["previous"]["files_changed"] == ["server.py"]
+    assert {"item": "files", "old": 0.0, "new": 35.0} in now["previous"]["items_changed"]

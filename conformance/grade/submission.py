@@ -157,7 +157,6 @@ class _Worker:
         self.gid: int | None = None
         self.tmp: Path | None = None
         self.started = time.monotonic()
-        self.budget_end = 0.0
         self.leftovers: list[str] = []   # processes found after a phase ended, e.g. daemons
         self.killed = 0
 
@@ -178,9 +177,11 @@ class _Worker:
             self.uid = self.gid = self.job.uid
             p.note("unprivileged user", True,
                    f"uid {self.uid} (one per parallel slot), with {self.limits.processes} processes at most")
-        else:
+        elif os.geteuid() != 0:
             p.note("unprivileged user", False, "the grader is not root, so the submission runs as the grader's user "
                    "and RLIMIT_NPROC is not set (it would count the grader's own processes)")
+        else:
+            p.note("unprivileged user", False, "no uid was reserved for this slot, so the submission runs as root")
         p.note("network namespace", *isolate.enter_network_namespace())
 
     def prepare(self) -> tuple[Path, Path]:
