@@ -28,7 +28,7 @@ DEFAULT_BUDGET = 300.0
 # The port hand reproducers of a --spawn run name (the spawned port is gone by then).
 HAND_PORT = 8080
 
-COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix")
+COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix", "grade")
 
 DESCRIPTION = """\
 Replays the HTTP/1.0 case corpus over raw TCP against any server and says which
@@ -199,6 +199,10 @@ def _build_parser() -> argparse.ArgumentParser:
     cli.add_argument("--verbose", "-v", action="store_true")
     cli.add_argument("--quiet", "-q", action="store_true")
     cli.add_argument("--cases", type=Path, help="another corpus folder")
+
+    from .grade.cli import add_parser as add_grade_parser
+
+    add_grade_parser(sub)
     return parser
 
 
@@ -715,7 +719,14 @@ def cmd_matrix(args) -> int:
     return EXIT_FAIL if gate else EXIT_OK
 
 
+def cmd_grade(args) -> int:
+    from .grade.cli import main as grade_main
+
+    return grade_main(args)
+
+
 HANDLERS = {
+    "grade": cmd_grade,
     "matrix": cmd_matrix,
     "export": cmd_export,
     "client": cmd_client,
