@@ -60,7 +60,10 @@ Choices where RFC 1945 leaves room, or where this server is stricter:
   HEAD should ignore it, but section 8.2 also wants HEAD's headers identical to
   GET's, and RFC 7232 and every server we measured answer 304.
 - Paths refused for safety get 403: ``..`` that would leave the root, a backslash,
-  a dot file (``.git/``, ``.htaccess``), a symlink that resolves outside the root.
+  a dot file (``.git/``, ``.htaccess``, also when a symlink leads to one), a symlink
+  that leads outside the root at any step (also one whose target comes back in).
+  Paths are opened one component at a time from a descriptor of the root, so a
+  folder swapped for a symlink while a request runs cannot lead outside either.
   The server's own source is served if it lies in the root (the lab serves its
   working directory); run it with ``--root`` elsewhere to avoid that.
 """
@@ -71,11 +74,13 @@ import argparse
 import calendar
 import dataclasses
 import errno
+import fcntl
 import html
 import mimetypes
 import os
 import queue
 import re
+import selectors
 import signal
 import socket
 import stat
@@ -98,6 +103,7 @@ __all__ = [
     "body_length",
     "split_target",
     "normalise_path",
+    "open_inside",
     "resolve_path",
     "parse_http_date",
     "format_http_date",
@@ -151,9 +157,6 @@ class Config:
     # pool mode: threads kept waiting in accept() between bursts, so a burst does not
     # have to start threads first; more idle than this and a finishing thread exits.
     pool_spare: int = _opt(16, None, "idle accept threads kept in pool mode")
-    # Threads that write a 503 past the cap, so the accept loop never waits on a client.
-    # Past this many as well, the 503 is sent without waiting, or not at all.
-    max_rejecting: int = _opt(64, None, "threads writing 503 responses at once")
 
     # Request limits, in bytes unless said otherwise.
     # 8 KiB: nginx's default buffer; any URL a browser or the lab sends is far shorter.
@@ -174,8 +177,12 @@ class Config:
     # After the response: how long to read and discard what the client still sends
     # before closing, so that our close does not become a TCP reset that destroys the
     # response still on its way (RFC 1945 section 9.4's note). At most linger_bytes.
+    # 2 s: Apache's lingering close waits as long for each read.
     linger: float = _opt(2.0, None, "seconds to drain a client's input before closing")
     linger_bytes: int = _opt(16 << 20, None, "bytes drained at most before closing")
+    # Sockets waiting in the lingering close at once (one descriptor each); past it a
+    # socket is closed at once, which at worst resets a response its client is reading.
+    max_lingering: int = _opt(4096, None, "sockets in the lingering close at once")
     # SIGINT/SIGTERM: how long the responses in flight get to finish.
     grace: float = _opt(10.0, "--grace", "seconds in-flight responses get to finish on SIGTERM")
 
@@ -189,7 +196,7 @@ class Config:
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is out of range (0 to 65535)")
         for name in ("max_connections", "backlog", "max_request_line", "max_header_bytes",
-                     "max_header_fields", "max_rejecting"):
+                     "max_header_fields", "max_lingering"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be at least 1")
         for name in ("timeout", "grace", "linger"):
@@ -512,31 +519,157 @@ def normalise_path(path: bytes) -> tuple[list[bytes], bool]:
     return segments, trailing_slash
 
 
+@dataclass
+class Found:
+    """A file or folder opened inside the root (see open_inside).
+
+    ``fd`` is its descriptor, the caller's to close; ``names`` its path below the
+    root with every symlink resolved (what realpath would give); ``info`` its fstat.
+    """
+
+    fd: int
+    names: list[bytes]
+    info: os.stat_result
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.info.st_mode)
+
+
+# O_NOFOLLOW: a symlink is never followed by the kernel, only by open_inside, which
+# checks where it leads. O_NONBLOCK: opening a FIFO must not hang the thread (it
+# changes nothing for files and folders).
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_BINARY", 0))
+# What open(O_NOFOLLOW) says when it meets a symlink: ELOOP (Linux, macOS), EMLINK
+# (FreeBSD), EFTYPE (NetBSD).
+_IS_SYMLINK = {errno.ELOOP, errno.EMLINK, getattr(errno, "EFTYPE", errno.ELOOP)}
+_MAX_SYMLINKS = 40  # as the kernel's own path lookup: more is taken for a loop
+
+
+def open_inside(root_fd: int, root: bytes, segments: list[bytes]) -> Found:
+    """Open what ``segments`` name below the root, race-free, following a symlink
+    only while it stays inside the root.
+
+    Resolving a path and then opening it leaves a window in which a local user who
+    can write inside the root swaps a folder for a symlink to outside. So there is
+    no path to swap: each component is opened relative to its parent's descriptor
+    with O_NOFOLLOW (openat), and a symlink met on the way is read (readlinkat) and
+    its target walked the same way, from its folder or, if absolute, from the root.
+    Whatever is swapped in, at any moment, is either checked or refused.
+
+    Args:
+        root_fd: a descriptor of the root folder.
+        root: the root's real path (an absolute symlink target must lie under it).
+        segments: the normalised URL path (normalise_path), no ``.`` or ``..``.
+
+    Returns:
+        The opened file or folder: a regular file or a folder, nothing else.
+
+    Raises:
+        ProtocolError: 403 for a symlink that leads outside the root (even if a later
+        step would come back), for a dot file or folder reached through a symlink,
+        for an unreadable file and for anything but a file or folder; 404 if nothing
+        is there or the symlinks loop.
+        OSError: any other error of the file system (the server's failure: 500).
+    """
+    todo = list(reversed(segments))  # components still to walk, the next one last
+    names: list[bytes] = []          # where the walk is, below the root
+    fds: list[int] = []              # fds[i] is the folder or file names[:i + 1]
+    links = 0
+    try:
+        while todo:
+            name = todo.pop()
+            if name in (b"", b"."):
+                continue
+            if name == b"..":  # only from a symlink's target: URL dots were applied already
+                if not names:
+                    raise ProtocolError(403, "The path leads outside the document root.")
+                names.pop()
+                os.close(fds.pop())
+                continue
+            if name.startswith(b"."):
+                raise ProtocolError(403, "Dot files are not served.")
+            parent = fds[-1] if fds else root_fd
+            try:
+                fds.append(os.open(name, _OPEN_FLAGS, dir_fd=parent))
+                names.append(name)
+                continue
+            except OSError as error:
+                if error.errno not in _IS_SYMLINK:
+                    raise _refusal(error) from None
+            links += 1
+            if links > _MAX_SYMLINKS:
+                raise ProtocolError(404, "Nothing matches the Request-URI (a symlink loop).")
+            try:
+                target = os.readlink(name, dir_fd=parent)
+            except OSError as error:
+                if error.errno == errno.EINVAL:  # no longer a symlink: swapped back, retry
+                    todo.append(name)
+                    continue
+                raise _refusal(error) from None
+            if target.startswith(b"/"):  # absolute: it must lead below the root
+                todo.extend(reversed(_below_root(root, target)))
+                names.clear()
+                while fds:
+                    os.close(fds.pop())
+            else:
+                todo.extend(reversed(target.split(b"/")))
+        if not fds:  # the root itself
+            fds.append(os.open(b".", _OPEN_FLAGS, dir_fd=root_fd))
+        info = os.fstat(fds[-1])
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+            raise ProtocolError(403, "Only regular files are served.")
+        found = Found(fds.pop(), names, info)
+    finally:
+        for fd in fds:  # the folders on the way, or everything after an error
+            os.close(fd)
+    return found
+
+
+def _below_root(root: bytes, target: bytes) -> list[bytes]:
+    """The components of an absolute symlink target below the root; 403 if outside."""
+    prefix = root.rstrip(b"/") + b"/"
+    if not (target + b"/").startswith(prefix):
+        raise ProtocolError(403, "A symlink leads outside the document root.")
+    return target[len(prefix):].split(b"/")
+
+
+# errno -> what the client is told. Any other error is the server's: 500, and logged.
+_NOT_THERE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG}
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM}
+
+
+def _refusal(error: OSError) -> Exception:
+    if error.errno in _NOT_THERE:
+        return ProtocolError(404, "Nothing matches the Request-URI.")
+    if error.errno in _NOT_ALLOWED:
+        return ProtocolError(403, "The file is not readable.")
+    return error
+
+
 def resolve_path(root: bytes, path: bytes) -> tuple[bytes, bool]:
-    """The real path a URL path names, checked to lie inside ``root``.
+    """The real path a URL path names, found as open_inside finds it.
 
     Args:
         root: the real (symlink-free, absolute) path of the document root.
         path: the percent-decoded URL path.
 
     Returns:
-        (real path, trailing slash). The path need not exist; if it does, every
-        symlink in it has been followed and the result is still inside the root.
+        (real path, trailing slash); the path exists, is inside the root, and every
+        symlink in it has been followed.
 
     Raises:
-        ProtocolError: as normalise_path, and 403 when a symlink leads outside.
+        ProtocolError: as normalise_path and open_inside.
     """
     segments, trailing_slash = normalise_path(path)
-    real = os.path.realpath(os.path.join(root, *segments))
-    if not _inside(root, real):
-        raise ProtocolError(403, "The path leads outside the document root.")
-    if any(part.startswith(b".") for part in real[len(root):].split(os.sep.encode())):
-        raise ProtocolError(403, "Dot files are not served.")  # reached through a symlink
-    return real, trailing_slash
-
-
-def _inside(root: bytes, real: bytes) -> bool:
-    return real == root or real.startswith(root.rstrip(os.sep.encode()) + os.sep.encode())
+    root_fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        found = open_inside(root_fd, root, segments)
+    finally:
+        os.close(root_fd)
+    os.close(found.fd)
+    return os.path.join(root, *found.names) if found.names else root, trailing_slash
 
 
 # --------------------------------------------------------------------------------------
@@ -605,11 +738,13 @@ _VALID_HOST = re.compile(r"(?:[A-Za-z0-9\-._~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5
 
 @dataclass(frozen=True)
 class Context:
-    """What a handler needs besides the request: the root, the settings, the time
-    (one clock reading per response, so Last-Modified never passes Date), and the
-    origin to build absolute URLs with when the client sent no usable Host."""
+    """What a handler needs besides the request: the root (its real path, and a
+    descriptor every path is opened from), the settings, the time (one clock
+    reading per response, so Last-Modified never passes Date), and the origin to
+    build absolute URLs with when the client sent no usable Host."""
 
     root: bytes
+    root_fd: int
     config: Config
     now: float
     origin: str
@@ -648,64 +783,39 @@ METHODS: dict[str, Callable[[Request, Context], Response]] = {
 
 
 def _serve_resource(request: Request, context: Context, send_body: bool) -> Response:
-    real, trailing_slash = resolve_path(context.root, request.path)
-    fd, info = _open(real)
-    if fd is not None and trailing_slash:  # /file.txt/ names a folder that is not there
-        os.close(fd)
-        raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
-    if fd is None:  # a folder
+    segments, trailing_slash = normalise_path(request.path)
+    found = open_inside(context.root_fd, context.root, segments)
+    if not found.is_dir:
+        if trailing_slash:  # /file.txt/ names a folder that is not there
+            os.close(found.fd)
+            raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
+        return _file_response(found, request, context, send_body)
+    folder = found
+    try:
         if not trailing_slash:
             return _redirect_to_folder(request, context, send_body)
-        index = os.path.realpath(os.path.join(real, b"index.html"))
-        if os.path.isfile(index) and _inside(context.root, index):
-            real = index
-            fd, info = _open(real)
-        elif context.config.listing:
-            return _listing(request, real, send_body)
-        else:
-            raise ProtocolError(403, "This folder has no index.html, and listing is off.")
-        if fd is None:
-            raise ProtocolError(403, "This folder's index.html is not a file.")
-    return _file_response(fd, info, real, request, context, send_body)
+        try:  # its index.html, walked as any path is (symlinks and dot files included)
+            index = open_inside(context.root_fd, context.root, folder.names + [b"index.html"])
+        except ProtocolError as error:
+            if error.status != 404:
+                raise
+            if context.config.listing:
+                return _listing(request, folder.fd, send_body)
+            raise ProtocolError(403, "This folder has no index.html, and listing is off.") from None
+    finally:
+        os.close(folder.fd)
+    if index.is_dir:
+        os.close(index.fd)
+        raise ProtocolError(403, "This folder's index.html is not a file.")
+    return _file_response(index, request, context, send_body)
 
 
-# O_NOFOLLOW: the checked path has no symlink left, so one swapped in since is refused.
-# O_NONBLOCK: opening a FIFO must not hang the thread (it changes nothing for files).
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-               | getattr(os, "O_BINARY", 0))
-
-
-def _open(real: bytes) -> tuple[int | None, os.stat_result]:
-    """(descriptor, status) of a regular file, or (None, status) of a folder.
-
-    Open first and ask the descriptor, rather than stat the path and then open it:
-    one system call fewer, and no window in which the path can change in between.
-
-    Raises:
-        ProtocolError: 404 if nothing is there, 403 if unreadable or not a regular file.
-    """
-    try:
-        fd = os.open(real, _OPEN_FLAGS)
-    except PermissionError:
-        if os.path.isdir(real):  # Windows cannot open folders
-            return None, os.stat(real)
-        raise ProtocolError(403, "The file is not readable.") from None
-    except (OSError, ValueError):
-        raise ProtocolError(404, "Nothing matches the Request-URI.") from None
-    info = os.fstat(fd)
-    if stat.S_ISREG(info.st_mode):
-        return fd, info
-    os.close(fd)
-    if stat.S_ISDIR(info.st_mode):
-        return None, info
-    raise ProtocolError(403, "Only regular files are served.")
-
-
-def _file_response(fd: int, info: os.stat_result, real: bytes, request: Request,
-                   context: Context, send_body: bool) -> Response:
+def _file_response(found: Found, request: Request, context: Context,
+                   send_body: bool) -> Response:
     """200 (or 304) for an open regular file; takes over the descriptor."""
+    fd, info = found.fd, found.info
     small = info.st_size <= context.config.small_file
-    kind = _content_type(real)
+    kind = _content_type(found.names[-1])
     try:
         # A small file is read now (it goes out in one write); of a large text file,
         # its start, to tell its character set.
@@ -764,8 +874,8 @@ def _not_modified_since(request: Request, modified: int, now: float) -> bool:
     return since is not None and since <= now and modified <= since
 
 
-def _content_type(real: bytes) -> str:
-    kind, encoding = _MIME.guess_type(os.fsdecode(os.path.basename(real)), strict=False)
+def _content_type(name: bytes) -> str:
+    kind, encoding = _MIME.guess_type(os.fsdecode(name), strict=False)
     # x.tar.gz guesses (tar, gzip): we do not send Content-Encoding, so say bytes.
     return kind if kind and not encoding else "application/octet-stream"
 
@@ -786,11 +896,14 @@ def _redirect_to_folder(request: Request, context: Context, send_body: bool) -> 
     return response
 
 
-def _listing(request: Request, real: bytes, send_body: bool) -> Response:
-    names = sorted(name for name in os.listdir(real) if not name.startswith(b"."))
+def _listing(request: Request, fd: int, send_body: bool) -> Response:
+    """The folder open at ``fd``, listed (dot files left out); does not close fd."""
+    with os.scandir(fd) as entries:  # names come as str from a descriptor
+        found = sorted((os.fsencode(entry.name), _is_folder(entry)) for entry in entries
+                       if not entry.name.startswith("."))
     items = []
-    for name in names:
-        slash = b"/" if os.path.isdir(os.path.join(real, name)) else b""
+    for name, is_dir in found:
+        slash = b"/" if is_dir else b""
         text = html.escape(os.fsdecode(name + slash))
         items.append(f'<li><a href="{urllib.parse.quote(name + slash)}">{text}</a></li>')
     title = html.escape(os.fsdecode(request.path))
@@ -800,6 +913,13 @@ def _listing(request: Request, real: bytes, send_body: bool) -> Response:
     return Response(200, [("Content-Type", "text/html; charset=utf-8"),
                           ("Content-Length", str(len(body_bytes)))],
                     body=body_bytes, send_body=send_body)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a symlink
+    except OSError:  # a symlink loop, say: not a folder one can open
+        return False
 
 
 def error_response(status: int, message: str, escape: bool = True) -> Response:
@@ -844,15 +964,17 @@ class Server:
         self.config = config
         self.listener = listener
         self.root = root
+        # Every path is opened relative to this descriptor (open_inside), never by name.
+        self.root_fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         self.address = listener.getsockname()[:2]
-        self._access_log = None if config.quiet else _AccessLog(log)
+        self._log_writer = _LogWriter(log)   # errors always; the access log unless quiet
+        self._lingerer = _Lingerer(config)
         self._count_lock = threading.Lock()    # guards _live, _idle, _threads, _stopping
         self._quiet = threading.Condition(self._count_lock)  # notified when _live hits 0
         self._live = 0        # connections being served
         self._idle = 0        # pool mode: threads waiting in accept()
         self._threads = 0     # pool mode: accept threads alive
         self._stopping = False
-        self._rejecting = threading.BoundedSemaphore(config.max_rejecting)
 
     @classmethod
     def listen(cls, config: Config, log=sys.stderr) -> Server:
@@ -870,10 +992,10 @@ class Server:
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(address)
             listener.listen(config.backlog)
+            return cls(config, listener, root, log)
         except BaseException:
             listener.close()
             raise
-        return cls(config, listener, root, log)
 
     # -- one connection, start to end (connection thread) --------------------------------
 
@@ -886,17 +1008,16 @@ class Server:
         request = None
         response = None
         sent = 0
-        consumed = False  # the request was read to its last byte, and nothing after it
         try:
             try:
                 request, rest = self._read_request(conn, deadline, received)
-                consumed = self._read_body(conn, request, rest, deadline)
-                response = handle(request, self._context(conn))
+                self._read_body(conn, request, rest, deadline)
+                response = self._respond(request, conn)
             except ProtocolError as error:
                 response = error_response(error.status, error.message)
-                if (request.method == "HEAD" if request is not None
-                        else bytes(received).lstrip(b"\r\n").startswith(b"HEAD ")):
-                    response.send_body = False  # section 8.2: never a body to HEAD
+            head = request.method == "HEAD" if request is not None else _is_head(received)
+            if head:
+                response.send_body = False  # section 8.2: never a body to HEAD, error or not
             simple = request is not None and request.version is None
             sent = self._write(conn, response, simple)
         except _Silent:
@@ -905,7 +1026,7 @@ class Server:
             pass  # the client went away (reset, broken pipe, send timeout): only its loss
         except Exception:
             # A bug, never the client's doing: say so on stderr, answer 500 if we can.
-            traceback.print_exc()
+            self._log_writer.write(traceback.format_exc())
             if response is None:
                 response = error_response(500, "The server failed; see its log.")
                 try:
@@ -915,19 +1036,32 @@ class Server:
         finally:
             if response is not None and response.file is not None:
                 response.file.close()
-            if consumed:
-                conn.close()  # nothing unread: the close cannot become a reset
-            else:
-                _close_gently(conn, config)
+            self._close(conn)
             if response is not None:
                 self._log(peer, received, response.status, sent)
+
+    def _respond(self, request: Request, conn: socket.socket) -> Response:
+        """handle(), with the file system's errors turned into 500 (connection thread).
+
+        No socket is touched in here, so an OSError is the file system's (EIO, EMFILE,
+        a folder swapped mid-request), the server's failure: the client gets 500, and
+        the error log says what happened. Taking it for "the client went away" would
+        leave the client with nothing and the log silent.
+        """
+        context = self._context(conn)
+        try:
+            return handle(request, context)
+        except OSError as error:
+            self._log_writer.write(f"server.py: error: {request.method} {request.target}: "
+                                   f"{error.strerror or error}\n")
+            return error_response(500, "The server could not read the file; see its log.")
 
     def _context(self, conn: socket.socket) -> Context:
         host, port = self.address
         if host in ("0.0.0.0", "::"):  # the address this client reached us at
             host, port = conn.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
-        return Context(self.root, self.config, time.time(), f"http://{host}:{port}")
+        return Context(self.root, self.root_fd, self.config, time.time(), f"http://{host}:{port}")
 
     def _read_request(self, conn, deadline, received: bytearray) -> tuple[Request, bytes]:
         """Receive until the head is complete (however it was split); the rest is body."""
@@ -948,20 +1082,16 @@ class Server:
                 if request is not None:
                     return request, data[request.head_length:]
 
-    def _read_body(self, conn, request: Request, rest: bytes, deadline: float) -> bool:
-        """Read and discard the body that Content-Length announces (section 7.2.2).
-
-        Returns True if nothing came after the request (no bytes are left unread).
-        """
+    def _read_body(self, conn, request: Request, rest: bytes, deadline: float) -> None:
+        """Read and discard the body that Content-Length announces (section 7.2.2)."""
         if request.version is None:
-            return not rest
+            return
         remaining = body_length(request, self.config) - len(rest)
         while remaining > 0:
             chunk = _recv(conn, deadline, min(remaining, 65536), None)
             if not chunk:
                 raise ProtocolError(400, "The body is shorter than its Content-Length.")
             remaining -= len(chunk)
-        return remaining == 0
 
     def _write(self, conn: socket.socket, response: Response, simple: bool) -> int:
         """Send the response; returns the body bytes sent (for the log)."""
@@ -981,51 +1111,55 @@ class Server:
             sent += conn.sendfile(response.file, 0, response.file_length)
         return sent
 
+    def _close(self, conn: socket.socket) -> None:
+        """Close at once when nothing can be lost, else through the lingering close."""
+        if _nothing_to_lose(conn):
+            conn.close()
+        else:
+            self._lingerer.close(conn)
+
     def _log(self, peer, received: bytearray, status: int, sent: int) -> None:
         """One line per request in Common Log Format: host - - [time] "line" status bytes."""
-        if self._access_log is None:
+        if self.config.quiet:
             return
         first = bytes(received).lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")[:1024]
         line = first.decode("latin-1").encode("ascii", "backslashreplace").decode("ascii")
         line = line.replace('"', '\\"') if line else "-"
         when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-        self._access_log.write(f'{peer[0]} - - [{when}] "{line}" {status} {sent or "-"}\n')
+        self._log_writer.write(f'{peer[0]} - - [{when}] "{line}" {status} {sent or "-"}\n')
 
-    # -- refusing past the cap (a short-lived thread, so no accept loop waits) --------------
+    # -- refusing past the cap (accept threads) ---------------------------------------------
 
     def _reject(self, conn: socket.socket, peer) -> None:
-        if self._rejecting.acquire(blocking=False):
-            threading.Thread(target=self._send_503, args=(conn, peer), daemon=True,
-                             name="reject").start()
-            return
-        # Even the 503 writers are all busy: one try that cannot block, then close.
+        """503 at once, without a thread: the reply fits in the empty socket buffer
+        of a new connection, so a send that cannot block writes all of it. Then the
+        lingering close reads the request the client sends meanwhile, so our close
+        does not reset the 503 away."""
         response = _busy()
+        received = bytearray()
+        sent = 0
         try:
             conn.setblocking(False)
-            conn.send(format_head(response, time.time(), self.config.server_header) + response.body)
+            try:  # what has arrived already tells whether this is a HEAD
+                received += conn.recv(4096, socket.MSG_PEEK)
+            except BlockingIOError:
+                pass
+            if _is_head(received):
+                response.send_body = False
+            head = format_head(response, time.time(), self.config.server_header)
+            body = response.body if response.send_body else b""
+            sent = max(0, conn.send(head + body) - len(head))
         except OSError:
             pass
-        conn.close()
-
-    def _send_503(self, conn: socket.socket, peer) -> None:
-        try:
-            conn.settimeout(1.0)
-            response = _busy()
-            conn.sendall(format_head(response, time.time(), self.config.server_header)
-                         + response.body)
-        except OSError:
-            pass
-        finally:
-            _close_gently(conn, self.config)
-            self._rejecting.release()
-            self._log(peer, bytearray(), 503, 0)
+        self._lingerer.close(conn)
+        self._log(peer, received, 503, sent)
 
     # -- accepting (accept threads) ----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the accept thread(s) and the log writer; returns at once."""
-        if self._access_log is not None:
-            self._access_log.start()
+        """Start the accept thread(s), the log writer and the linger thread; returns at once."""
+        self._log_writer.start()
+        self._lingerer.start()
         if self.config.mode == "spawn":
             threading.Thread(target=self._accept_and_spawn, daemon=True, name="accept").start()
             return
@@ -1152,13 +1286,14 @@ class Server:
         with self._count_lock:
             self._quiet.wait_for(lambda: self._live == 0, timeout=self.config.grace)
             left = self._live
-        if self._access_log is not None:
-            self._access_log.close()
+        self._lingerer.stop()
+        self._log_writer.close()
+        os.close(self.root_fd)
         return left
 
 
-class _AccessLog:
-    """The access log, written by a thread of its own.
+class _LogWriter:
+    """The access log and the error log (one stream), written by a thread of its own.
 
     A connection thread only queues its line and goes on. Writing under a lock
     instead makes a convoy under load: the writer blocks in write(), needs the
@@ -1262,31 +1397,127 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("@ll", int(seconds), int(seconds % 1 * 1_000_000))
 
 
-def _close_gently(conn: socket.socket, config: Config) -> None:
-    """Half-close, read what the client still sends (bounded), then close.
+def _is_head(received: bytes) -> bool:
+    """Whether the bytes of a request that could not be parsed start a HEAD (pure).
 
-    Closing a socket with unread input makes the kernel send a TCP reset, and a
-    reset can destroy the response the client has not read yet (RFC 1945 section
-    9.4's note). So: FIN first, then drain until the client closes too, for at most
-    config.linger seconds and config.linger_bytes bytes.
+    An error found before the request line is parsed (a bad version, a timeout)
+    still gets no body if the method is HEAD: section 8.2 allows none, ever.
     """
+    return _HEAD_METHOD.match(received) is not None
+
+
+_HEAD_METHOD = re.compile(rb"(?:\r?\n)*HEAD[ \t]")
+
+# Linux's SIOCOUTQ (TIOCOUTQ): bytes sent on a socket that the peer has not yet
+# acknowledged. Elsewhere unknown, so every connection takes the lingering close.
+_SIOCOUTQ = 0x5411 if sys.platform.startswith("linux") else None
+
+
+def _nothing_to_lose(conn: socket.socket) -> bool:
+    """True if closing conn now cannot destroy any of the response (connection thread).
+
+    The kernel answers a close with a TCP reset when unread input waits, and later
+    when input arrives after the close; a reset discards what the client has not
+    received yet, so a large response loses its tail. Nothing is lost if no input
+    waits and the client has acknowledged every byte we sent: then the whole
+    response is in its hands. Two system calls, cheaper than handing the socket to
+    the linger thread, which most connections therefore skip.
+    """
+    if _SIOCOUTQ is None or conn.gettimeout() is not None:
+        return False  # (Python's timeouts would make the peek below wait)
     try:
-        conn.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + config.linger
-        drained = 0
-        while drained < config.linger_bytes:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            _receive_timeout(conn, remaining)
+        if conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+            return False  # unread input: a pipelined request, a stray CRLF, a body
+        return True  # the client closed its side: no input can come, no reset either
+    except BlockingIOError:
+        pass  # no input yet
+    except OSError:
+        return True  # already reset: nothing left to save
+    try:
+        unacknowledged = fcntl.ioctl(conn.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return False
+    return struct.unpack("i", unacknowledged)[0] == 0
+
+
+class _Lingerer:
+    """The lingering close, for every socket handed over, in one thread (linger thread).
+
+    Apache's cure for the reset that destroys a response: shut down our side (a FIN
+    after the last byte), then read and throw away what the client still sends
+    until it closes too, for at most config.linger seconds and config.linger_bytes
+    bytes, and only then close. Done here, one selector for every such socket, so
+    no connection thread waits for a client to hang up.
+    """
+
+    def __init__(self, config: Config):
+        self._seconds = config.linger
+        self._max_bytes = config.linger_bytes
+        self._capacity = config.max_lingering
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()  # guards the selector's sockets and _deadlines
+        # socket -> when to close it regardless; insertion order is deadline order,
+        # since every socket gets the same time.
+        self._deadlines: dict[socket.socket, float] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="linger")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, conn: socket.socket) -> None:
+        """Shut conn down for writing and close it once the client is done (any thread)."""
+        try:
+            conn.shutdown(socket.SHUT_WR)
+            conn.setblocking(False)
+            with self._lock:
+                if len(self._deadlines) < self._capacity and not self._stopping:
+                    # Registering while the linger thread waits in select() is safe:
+                    # epoll and kqueue watch the new socket at once, and poll/select
+                    # see it at the next wake, at most self._seconds later.
+                    self._selector.register(conn, selectors.EVENT_READ, [0])
+                    self._deadlines[conn] = time.monotonic() + self._seconds
+                    return
+        except (OSError, ValueError):
+            pass
+        conn.close()  # broken already, or too many lingering: close at once
+
+    def stop(self) -> None:
+        """Close every lingering socket now and end the linger thread."""
+        with self._lock:
+            self._stopping = True
+            for conn in list(self._deadlines):
+                self._forget(conn)
+
+    def _run(self) -> None:  # the linger thread
+        while not self._stopping:
+            with self._lock:
+                oldest = next(iter(self._deadlines.values()), None)
+            timeout = self._seconds if oldest is None else max(0.0, oldest - time.monotonic())
+            for key, _ in self._selector.select(timeout):
+                self._drain(key.fileobj, key.data)
+            now = time.monotonic()
+            with self._lock:
+                expired = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+                for conn in expired:  # the client never closed: give up on it
+                    self._forget(conn)
+
+    def _drain(self, conn: socket.socket, drained: list[int]) -> None:
+        try:
             chunk = conn.recv(65536)
-            if not chunk:
-                break
-            drained += len(chunk)
-    except OSError:  # including the timeout
-        pass
-    finally:
-        conn.close()
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        drained[0] += len(chunk)
+        if not chunk or drained[0] >= self._max_bytes:
+            with self._lock:
+                self._forget(conn)
+
+    def _forget(self, conn: socket.socket) -> None:  # holding self._lock
+        if self._deadlines.pop(conn, None) is not None:
+            self._selector.unregister(conn)
+            conn.close()
 
 
 # --------------------------------------------------------------------------------------
