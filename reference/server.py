@@ -17,13 +17,16 @@ How the file reads, top to bottom:
    status an error implies; one place (``Server.serve_connection``) answers it.
 3. Parsing: pure functions, bytes in, a ``Request`` out. No sockets: tests feed
    them bytes, whole or one at a time.
-4. Paths: percent-decoded URL path -> normalised segments (pure) -> a file inside
-   the root, after resolving symlinks (touches the file system, never a socket).
+4. Paths: percent-decoded URL path -> normalised segments (pure) -> a file opened
+   inside the root one component at a time, following symlinks only while they stay
+   inside (touches the file system, never a socket).
 5. Dates: the three date forms of RFC 1945 section 3.3, parsed and formatted.
 6. Responses: a table maps each method to a handler that returns a ``Response``.
 7. Connections: the socket code, one thread per connection, and the two ways to
    give each connection its thread (``pool`` and ``spawn``), with a cap on live
-   connections; past it a client gets 503.
+   connections; past it a client gets 503. A socket that still has input coming is
+   closed by the lingering close, in one linger thread, so that no reset destroys
+   the end of a response.
 8. The command line and signals (main thread).
 
 Concurrency: every live connection has a thread of its own, as the lab asks. The
