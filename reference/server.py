@@ -111,6 +111,7 @@ __all__ = [
     "parse_http_date",
     "format_http_date",
     "handle",
+    "SmallFiles",
     "Server",
     "main",
 ]
@@ -193,6 +194,12 @@ class Config:
     # system call, and no wait between two small packets); larger ones are streamed
     # with sendfile, zero copy, so memory stays flat whatever the file size.
     small_file: int = _opt(65536, None, "files up to this size go out in one write, bytes")
+    # Small files kept in memory (SmallFiles): a hit costs one stat instead of four
+    # system calls. 16 MiB: a course's pages many times over; 0 turns it off.
+    cache_bytes: int = _opt(16 << 20, None, "bytes of small files kept in memory")
+    # A file changed less than this long ago is not kept: timestamps are coarse (one
+    # clock tick), so two writes within a tick could look like none.
+    cache_settle: float = _opt(2.0, None, "seconds a file must be unchanged to be kept")
 
     def __post_init__(self):
         problems = []
@@ -777,6 +784,7 @@ class Context:
     config: Config
     now: float
     origin: str
+    files: SmallFiles | None = None
 
 
 def handle(request: Request, context: Context) -> Response:
@@ -813,12 +821,19 @@ METHODS: dict[str, Callable[[Request, Context], Response]] = {
 
 def _serve_resource(request: Request, context: Context, send_body: bool) -> Response:
     segments, trailing_slash = normalise_path(request.path)
+    if context.files is not None and not trailing_slash:
+        kept = context.files.get(context.root_fd, segments)
+        if kept is not None:
+            return _file_reply(kept.kind, len(kept.body), kept.modified, request, context,
+                               send_body, body=kept.body)
     found = open_inside(context.root_fd, context.root, segments)
     if not found.is_dir:
         if trailing_slash:  # /file.txt/ names a folder that is not there
             os.close(found.fd)
             raise ProtocolError(404, "Nothing matches the Request-URI (not a folder).")
-        return _file_response(found, request, context, send_body)
+        # Kept in memory only if no symlink was on the way: see SmallFiles.
+        keep = context.files is not None and found.names == segments
+        return _file_response(found, request, context, send_body, keep)
     folder = found
     try:
         if not trailing_slash:
@@ -840,8 +855,11 @@ def _serve_resource(request: Request, context: Context, send_body: bool) -> Resp
 
 
 def _file_response(found: Found, request: Request, context: Context,
-                   send_body: bool) -> Response:
-    """200 (or 304) for an open regular file; takes over the descriptor."""
+                   send_body: bool, keep: bool = False) -> Response:
+    """200 (or 304) for an open regular file; takes over the descriptor.
+
+    keep: a small file may be kept in context.files for the requests after this one.
+    """
     fd, info = found.fd, found.info
     small = info.st_size <= context.config.small_file
     kind = _content_type(found.names[-1])
@@ -854,22 +872,110 @@ def _file_response(found: Found, request: Request, context: Context,
         raise
     if kind.startswith("text/"):
         kind += _charset(start, complete=small)
+    if small:
+        os.close(fd)  # all of it has been read
+        if keep:
+            context.files.put(found.names, info, kind, start, context.now)
+        return _file_reply(kind, len(start), int(info.st_mtime), request, context, send_body,
+                           body=start)
+    return _file_reply(kind, info.st_size, int(info.st_mtime), request, context, send_body,
+                       file=fd)
+
+
+def _file_reply(kind: str, length: int, mtime: int, request: Request, context: Context,
+                send_body: bool, body: bytes = b"", file: int | None = None) -> Response:
+    """The 200 or 304 for a file's bytes (body) or its open descriptor (file)."""
     # Section 10.10: Last-Modified never later than the Date of the response.
-    modified = min(int(info.st_mtime), int(context.now))
-    length = len(start) if small else info.st_size  # the file may have changed size
+    modified = min(mtime, int(context.now))
     headers = [("Content-Type", kind),
                ("Content-Length", str(length)),
                ("Last-Modified", format_http_date(modified))]
     not_modified = _not_modified_since(request, modified, context.now)
-    if small or not send_body or not_modified:
-        os.close(fd)  # all that is needed has been read
+    if file is not None and (not send_body or not_modified):
+        os.close(file)
+        file = None
     if not_modified:
         return Response(304, [headers[2]], send_body=False)
     if not send_body:
         return Response(200, headers, file_length=length, send_body=False)
-    if small:
-        return Response(200, headers, body=start)
-    return Response(200, headers, file=open(fd, "rb", buffering=0), file_length=length)
+    if file is None:
+        return Response(200, headers, body=body)
+    return Response(200, headers, file=open(file, "rb", buffering=0), file_length=length)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A small file in memory, and the identity of the file it was read from."""
+
+    identity: tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+    kind: str
+    body: bytes
+    modified: int
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
+class SmallFiles:
+    """Small files kept in memory, so that a request for one costs a single stat.
+
+    Why: opening, fstat-ing, reading and closing a file are four system calls, and
+    each one hands the interpreter lock to another thread and then waits to get it
+    back; under load those waits are most of a small response's time. A hit costs
+    one stat, relative to the root's descriptor, without following a symlink.
+
+    Why it is safe: an entry is made only from a file that open_inside reached with
+    no symlink on the way (its URL path is its real path below the root), and it is
+    used only while the stat of that path finds the same file: the same device and
+    inode, size, mtime and ctime. A file replaced (by another file or by a symlink
+    to outside), rewritten, or a folder on the way swapped for a symlink, all give
+    another identity or an error, and the request takes the slow, race-free way. So
+    whatever the path leads to at the moment of the check, a hit only sends bytes
+    that were read from inside the root.
+
+    A file changed less than config.cache_settle seconds ago is not kept: file
+    system timestamps are coarse (a clock tick), so a file written twice within one
+    tick to the same size would look unchanged (git calls such an entry "racy").
+    Past config.cache_bytes, every entry is dropped and the cache fills again. Any
+    thread; the dict's single operations are atomic, _lock guards the byte count.
+    """
+
+    def __init__(self, config: Config):
+        self._max_bytes = config.cache_bytes
+        self._settle = config.cache_settle
+        self._entries: dict[bytes, _Kept] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()  # guards _bytes and a clear of _entries
+        self.hits = 0  # for tests and curiosity; a lost increment under a race costs nothing
+
+    def get(self, root_fd: int, segments: list[bytes]) -> _Kept | None:
+        key = b"/".join(segments)
+        kept = self._entries.get(key)
+        if kept is None:
+            return None
+        try:
+            info = os.stat(key, dir_fd=root_fd, follow_symlinks=False)
+        except (OSError, ValueError):
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode) or _identity(info) != kept.identity:
+            self._entries.pop(key, None)
+            return None
+        self.hits += 1
+        return kept
+
+    def put(self, names: list[bytes], info: os.stat_result, kind: str, body: bytes,
+            now: float) -> None:
+        if (len(body) != info.st_size or len(body) > self._max_bytes
+                or now - max(info.st_mtime, info.st_ctime) < self._settle):
+            return
+        with self._lock:
+            if self._bytes + len(body) > self._max_bytes:
+                self._entries.clear()
+                self._bytes = 0
+            self._entries[b"/".join(names)] = _Kept(_identity(info), kind, body,
+                                                    int(info.st_mtime))
+            self._bytes += len(body)
 
 
 def _charset(start: bytes, complete: bool) -> str:
@@ -997,6 +1103,7 @@ class Server:
         self.root_fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         self.address = listener.getsockname()[:2]
         self._log_writer = _LogWriter(log)   # errors always; the access log unless quiet
+        self.small_files = SmallFiles(config) if config.cache_bytes > 0 else None
         self._lingerer = _Lingerer(config)
         self._count_lock = threading.Lock()    # guards _live, _idle, _threads, _stopping
         self._quiet = threading.Condition(self._count_lock)  # notified when _live hits 0
@@ -1090,7 +1197,8 @@ class Server:
         if host in ("0.0.0.0", "::"):  # the address this client reached us at
             host, port = conn.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
-        return Context(self.root, self.root_fd, self.config, time.time(), f"http://{host}:{port}")
+        return Context(self.root, self.root_fd, self.config, time.time(), f"http://{host}:{port}",
+                       self.small_files)
 
     def _read_request(self, conn, deadline, received: bytearray) -> tuple[Request, bytes]:
         """Receive until the head is complete (however it was split); the rest is body."""

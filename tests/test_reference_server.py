@@ -532,3 +532,52 @@ def test_every_503_is_logged_and_arrives_whole(docroot, tmp_path):
         while handle.stderr().count('HTTP/1.0" 503 ') < 100:
             assert time.monotonic() < deadline, handle.stderr()[-2000:]
             time.sleep(0.05)
+
+
+# -- issue 13: small files kept in memory are never served once they change ------------------
+
+
+@pytest.fixture
+def keeping_server(tmp_path):
+    """An in-process server that keeps every small file at once (cache_settle 0)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_bytes(SECRET + b"\n")
+    (root / "a.txt").write_bytes(b"inside\n")
+    (root / "d").mkdir()
+    (root / "d" / "b.txt").write_bytes(b"inside too\n")
+    instance = S.Server.listen(S.Config(root=str(root), quiet=True, cache_settle=0))
+    instance.start()
+    try:
+        yield instance, root, tmp_path
+    finally:
+        instance.stop()
+
+
+def test_kept_file_replaced_by_symlink_to_outside_is_refused(keeping_server):
+    instance, root, base = keeping_server
+    port = instance.address[1]
+    for _ in range(3):
+        assert get(port, "/a.txt").body == b"inside\n"
+        assert get(port, "/d/b.txt").body == b"inside too\n"
+    assert instance.small_files.hits >= 4  # served from memory: the cache is in play
+    (root / "a.txt").unlink()
+    (root / "a.txt").symlink_to(base / "secret.txt")
+    (root / "d" / "b.txt").rename(root / "b.txt")
+    (root / "d").rmdir()
+    (root / "d").symlink_to(base)
+    (base / "b.txt").write_bytes(SECRET + b"\n")
+    for path in ("/a.txt", "/d/b.txt"):
+        reply = get(port, path)
+        assert reply.status == 403 and SECRET not in reply.raw, (path, reply.raw[:200])
+
+
+def test_kept_file_rewritten_or_removed_is_served_as_it_is_now(keeping_server):
+    instance, root, _ = keeping_server
+    port = instance.address[1]
+    for _ in range(2):
+        assert get(port, "/a.txt").body == b"inside\n"
+    (root / "a.txt").write_bytes(b"changed, and longer\n")
+    assert get(port, "/a.txt").body == b"changed, and longer\n"
+    (root / "a.txt").unlink()
+    assert get(port, "/a.txt").status == 404
