@@ -462,6 +462,8 @@ def split_target(target: str) -> tuple[bytes, str | None]:
     if not target.startswith("/"):
         target = "/" + target
     raw = target.encode("latin-1")
+    if b"%" not in raw:  # nothing to decode (most paths): skip the decoder's work
+        return raw, authority
     if _BAD_ESCAPE.search(raw):
         raise ProtocolError(400, "A % in the URI is not followed by two hex digits.")
     return urllib.parse.unquote_to_bytes(raw), authority
