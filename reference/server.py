@@ -34,15 +34,16 @@ default, ``--mode pool``, keeps threads that each wait in accept() and serve one
 client at a time, started on demand up to ``--max-connections``; ``--mode spawn``
 starts a new thread for each accepted connection, the lab's simplest form. Starting
 a thread costs more than serving a small file, so pool is the faster. Measured with
-``tools/bench_server.py`` (ab, a 1 KiB file, 2 shared cores; medians of 3):
+``tools/bench/bench.py`` (ab, a 1 KiB file, 2 shared cores; medians of 3; all of it
+in docs/benchmarks.md):
 
     requests/s (p99 ms)     ab -c 16        ab -c 128
-    pool                    3306 (16)       3050 (96)
-    spawn                   1505 (28)       1534 (139)
-    ThreadingHTTPServer     1539 (14)        177 (1027)
+    pool                    6907 (12.5)     7532 (71)
+    spawn                   2830 (16)       3430 (69)
+    ThreadingHTTPServer     1604 (12.8)     1685 (11.5)
 
-ThreadingHTTPServer listens with a backlog of 5, so at -c 128 the kernel drops
-connection attempts that then wait seconds for retransmission; this server listens
+ThreadingHTTPServer listens with a backlog of 5, so at -c 128 the kernel can drop
+connection attempts, which then wait seconds for retransmission; this server listens
 with a backlog of 1024 and answers 503 past its cap instead.
 
 Choices where RFC 1945 leaves room, or where this server is stricter:
