@@ -22,7 +22,8 @@ in the machine's load hits every server alike:
            and at --jobs 8, wall-clock seconds
 
 Each figure is the median of --runs runs (default 3) with the min and max beside it.
---quick: 1 run, shorter ab runs, idle steps 1,000 and 10,000 only (about 2 minutes).
+--quick: 1 run, shorter ab runs, idle steps 1,000 and 10,000 only (354 s on the 2 shared
+cores of docs/benchmarks.md, most of it in the idle step; the full run took 420 s).
 --output-dir DIR writes DIR/benchmarks.md and the charts DIR/bench-*.png (the charts
 need matplotlib: `pip install -e .[bench]`; without it the charts are skipped).
 --baseline REV adds the reference server of that git revision ("reference pool
