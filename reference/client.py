@@ -6,13 +6,15 @@
 
 Binds CLIENT_PORT on this machine (SO_REUSEADDR; 0 lets the system choose),
 connects to HOST:SERVER_PORT, sends ``GET PATH HTTP/1.0`` (PATH defaults to ``/``
-and is percent-encoded where it must be), reads until the server closes, writes
-the body to stdout byte for byte (or to FILE), and the status line and headers to
-stderr. A redirect is reported, not followed.
+and is percent-encoded where it must be), reads the body up to its Content-Length
+(without one, until the server closes), writes the body to stdout byte for byte
+(or to FILE), and the status line and headers to stderr. A redirect is reported,
+not followed.
 
-Exit status: 0 for a 2xx response with its whole body; 1 for any other status, a
-body shorter than its Content-Length, or a server that closed before the header
-block ended; 2 for a usage error or a connection that failed (refused, timed out).
+Exit status: 0 for a 2xx response with its whole body, whether or not the server
+then closes; 1 for any other status, a body shorter than its Content-Length, or a
+server that closed or reset the connection before the header block ended; 2 for a
+usage error or a connection that failed (refused, timed out).
 Standard library only; Python 3.10 or newer.
 """
 
@@ -82,7 +84,15 @@ def build_request(target: str, method: str = "GET") -> bytes:
 
 
 class ResponseError(Exception):
-    """The reply is not an HTTP response we can read; the message says why."""
+    """The reply is not an HTTP response we can read; the message says why.
+
+    ``cut_short`` is True when the reply ended too early (the message then says
+    what was missing, and the caller says how it ended: closed or reset).
+    """
+
+    def __init__(self, message: str, cut_short: bool = False):
+        super().__init__(message)
+        self.cut_short = cut_short
 
 
 @dataclass(frozen=True)
@@ -125,10 +135,10 @@ def parse_response_head(data: bytes, at_eof: bool = False) -> ResponseHead | Non
         status line is malformed.
     """
     if not data and at_eof:
-        raise ResponseError("the server closed the connection without a response")
+        raise ResponseError("without a response", cut_short=True)
     if len(data) < 5 and b"HTTP/".startswith(data.upper()):
         if at_eof:
-            raise ResponseError("the server closed the connection before the header block ended")
+            raise ResponseError("before the header block ended", cut_short=True)
         return None  # too few bytes to tell a status line from a Simple-Response
     if data[:5].upper() != b"HTTP/":
         # Section 6: no status line, so this is a Simple-Response; all of it is body.
@@ -136,7 +146,7 @@ def parse_response_head(data: bytes, at_eof: bool = False) -> ResponseHead | Non
     end = _HEAD_END.search(data)
     if end is None:
         if at_eof:
-            raise ResponseError("the server closed the connection before the header block ended")
+            raise ResponseError("before the header block ended", cut_short=True)
         if len(data) > MAX_HEAD:
             raise ResponseError(f"no end of the header block in the first {MAX_HEAD} bytes")
         return None
@@ -160,7 +170,8 @@ def parse_response_head(data: bytes, at_eof: bool = False) -> ResponseHead | Non
         reason=(status[4] or b"").decode("latin-1"),
         headers=tuple(headers),
         head_length=end.end(),
-        text=data[:end.start()].decode("latin-1").replace("\r\n", "\n"),
+        # The CR of the last header line is before end.start(): not part of the text.
+        text=data[:end.start()].decode("latin-1").replace("\r\n", "\n").rstrip("\r"),
     )
 
 
@@ -229,13 +240,15 @@ def fetch(sock: socket.socket, request: bytes, method: str, body_out: BinaryIO,
     sock.sendall(request)
     received = b""
     head = None
+    ended = None  # how the server ended the stream: None (not yet), "closed", "reset"
     while head is None:  # the head: however the bytes were split, until it is complete
-        chunk = _recv(sock)
+        chunk, ended = _recv(sock)
         received += chunk
         try:
-            head = parse_response_head(received, at_eof=not chunk)
+            head = parse_response_head(received, at_eof=ended is not None)
         except ResponseError as error:
-            print(f"client.py: {error}", file=log)
+            reason = f"the server {ended} the connection {error}" if error.cut_short else error
+            print(f"client.py: {reason}", file=log)
             return 1
     expected = None
     if head.status is not None:
@@ -243,46 +256,65 @@ def fetch(sock: socket.socket, request: bytes, method: str, body_out: BinaryIO,
         expected = content_length(head, method)
     chunk = received[head.head_length:]
     written = extra = 0
-    while True:  # the body: to the end of the stream, never past Content-Length
+    while True:  # the body: to its Content-Length, else to the end of the stream
         if expected is not None:
             keep = max(0, expected - written)
-            extra += max(0, len(chunk) - keep)
+            extra += max(0, len(chunk) - keep)  # already received with the body
             chunk = chunk[:keep]
         body_out.write(chunk)
         written += len(chunk)
-        chunk = _recv(sock)
-        if not chunk:
+        if expected is not None and written >= expected:
+            break  # the whole body: done, whether the server closes or not
+        if ended is not None:
             break
+        chunk, ended = _recv(sock)
     body_out.flush()
-    return _verdict(head, expected, written, extra, log)
+    return _verdict(head, expected, written, extra, ended, log)
 
 
-def _recv(sock: socket.socket) -> bytes:
+def _recv(sock: socket.socket) -> tuple[bytes, str | None]:
+    """The next bytes, and None, or b"" and how the stream ended ("closed", "reset")."""
     try:
-        return sock.recv(65536)
+        chunk = sock.recv(65536)
     except socket.timeout:
         raise _Failure("timed out waiting for the server") from None
     except ConnectionResetError:
-        return b""  # a reset ends the response like a close; the length checks judge it
+        return b"", "reset"
+    return chunk, None if chunk else "closed"
 
 
-def _verdict(head: ResponseHead, expected, body_bytes: int, extra: int, log) -> int:
+def _verdict(head: ResponseHead, expected, body_bytes: int, extra: int, ended, log) -> int:
     if head.status is None:
         print("client.py: HTTP/0.9 Simple-Response (no status line); all of it is the body",
               file=log)
-        return 0
+        return 0 if ended != "reset" else _reset_verdict(body_bytes, None, log)
     status = 0 if 200 <= head.status < 300 else 1
     if 300 <= head.status < 400 and head.header("location"):
         print(f"client.py: redirected to {head.header('location')} (not followed)", file=log)
     if expected is not None and body_bytes < expected:
+        if ended == "reset":
+            return _reset_verdict(body_bytes, expected, log)
         print(f"client.py: the body is shorter than its Content-Length "
               f"({body_bytes} of {expected} bytes)", file=log)
         status = 1
+    elif expected is None and ended == "reset":
+        return _reset_verdict(body_bytes, None, log)
     if extra:
         print(f"client.py: {extra} bytes after the body that Content-Length announced "
               f"(not written)", file=log)
         status = 1
     return status
+
+
+def _reset_verdict(body_bytes: int, expected: int | None, log) -> int:
+    """A reset before the body was known to be whole: the end may be lost (status 1)."""
+    if expected is None:
+        print(f"client.py: the server reset the connection after {body_bytes} body bytes; "
+              f"without a Content-Length the body may be incomplete", file=log)
+    else:
+        print(f"client.py: the server reset the connection after {body_bytes} of "
+              f"{expected} body bytes", file=log)
+    return 1
 
 
 class _ArgumentParser(argparse.ArgumentParser):

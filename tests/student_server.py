@@ -202,6 +202,12 @@ DEFECTS: dict[str, Defect] = {
         "accepts only the exact version string HTTP/1.0: HTTP/1.1 and "
         "HTTP/01.00 are refused with 505",
         ("R-3.1-f", "R-3.1-e", "R-3.1-c")),
+    "close-with-unread-input": Defect(
+        "closes the socket right after the response (a plain close(), no "
+        "lingering close): bytes the client sent after the request head, such "
+        "as a stray CRLF or a pipelined request, are still unread, so the "
+        "kernel resets the connection and the tail of a large file is lost",
+        ("ROB-11", "ROB-8")),
 }
 
 # Limits, in one place. Each is what a careful student would pick.
@@ -688,7 +694,11 @@ def serve_connection(conn: socket.socket, ctx: Context, prefix: bytes = b"") -> 
         # would end the student's thread: nothing more can be said to it.
         pass
     finally:
-        if not has("leaks-descriptors"):
+        if has("leaks-descriptors"):
+            pass                        # the mistake: the socket is kept and never closed
+        elif has("close-with-unread-input"):
+            conn.close()
+        else:
             linger_close(conn)
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -273,3 +275,101 @@ def test_silent_server_times_out_with_status_2():
     with stub(None) as (port, _):
         result = run_client("127.0.0.1", port, 0, "/", "--timeout", "0.5")
     assert result.returncode == 2 and b"timed out" in result.stderr
+
+
+# -- issue 12: stop at Content-Length, success on an open connection, resets named ---------
+
+
+@contextmanager
+def scripted(steps):
+    """A server for one connection that runs ``steps(conn)`` after reading the request;
+    yields (port, record), record["client_closed"] set if a send failed because the
+    client had gone."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(20)
+    record = {}
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(20)
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                steps(conn)
+            except OSError:
+                record["client_closed"] = True
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], record
+    finally:
+        listener.close()
+        thread.join(timeout=30)
+
+
+def test_client_stops_at_content_length_while_the_server_keeps_sending():
+    def endless(conn):
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        time.sleep(0.2)  # the rest comes in later packets, not with the body
+        for _ in range(1000):  # at most 64 MiB over at most ~10 s, then give up
+            conn.sendall(b"x" * 65536)
+            time.sleep(0.01)
+
+    with scripted(endless) as (port, record):
+        result = run_client("127.0.0.1", port, 0, "/")
+    assert (result.returncode, result.stdout) == (0, b"ok"), result.stderr
+    assert record.get("client_closed"), "the client read on past its Content-Length"
+
+
+def test_complete_body_on_a_connection_left_open_is_success():
+    def keep_open(conn):
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        conn.settimeout(10)
+        conn.recv(1)  # until the client closes (or 10 s)
+
+    with scripted(keep_open) as (port, _):
+        result = run_client("127.0.0.1", port, 0, "/", "--timeout", "5")
+    assert (result.returncode, result.stdout) == (0, b"hello"), result.stderr
+    assert b"timed out" not in result.stderr
+
+
+def test_header_block_on_stderr_has_no_carriage_return(srv):
+    result = run_client("127.0.0.1", srv.port, 0, "/file.txt")
+    assert result.returncode == 0
+    head = result.stderr.decode()
+    assert "\r" not in head and head.startswith("HTTP/1.0 200 OK\n")
+    assert head.splitlines()[-1].startswith("Connection:")
+
+
+def _reset(conn):
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.parametrize("reply, message", [
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+     b"reset the connection after 10 of 100 body bytes"),
+    (b"HTTP/1.0 200 OK\r\nContent-", b"reset the connection before the header block ended"),
+    (b"HTTP/1.0 200 OK\r\n\r\nno length", b"reset the connection"),
+])
+def test_reset_is_reported_as_a_reset(reply, message):
+    def send_then_reset(conn):
+        conn.sendall(reply)
+        time.sleep(0.3)  # let the bytes arrive before the reset
+        _reset(conn)
+
+    with scripted(send_then_reset) as (port, _):
+        result = run_client("127.0.0.1", port, 0, "/")
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert b"closed" not in result.stderr

@@ -7,7 +7,9 @@ tight durations.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import re
 import signal
@@ -24,6 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_helpers import (  # noqa: E402,F401  (docroot is a fixture)
     SERVER_PY, connect, docroot, exchange, get, parse_reply, read_all, running_server,
+    server as S,
 )
 
 pytestmark = pytest.mark.network
@@ -181,6 +184,8 @@ MALFORMED = [
     (b"POST /file.txt HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", {501}),
     (b"GET * HTTP/1.0\r\n\r\n", {400}),
     (b"HEAD /file.txt\r\n", {400}),
+    (b"HEAD\t/ HTTP/2.0\r\n\r\n", {505}),
+    (b"HEAD  /nope.txt HTTP/1.0\r\n\r\n", {404}),
     (b"GET /file.txt%00.html HTTP/1.0\r\n\r\n", {400}),
     (b"GET /fi\x01le HTTP/1.0\r\n\r\n", {400}),
     (b"GET /file%zz.txt HTTP/1.0\r\n\r\n", {400}),
@@ -205,8 +210,10 @@ def test_malformed_input_is_answered_and_the_server_lives(srv, data, statuses):
         assert reply.raw == b""
     else:
         assert reply.status in statuses, reply.raw[:200]
-        head_only = data.startswith(b"HEAD ")
-        assert head_only or reply.body.startswith(b"<!DOCTYPE html>")
+        if re.match(rb"HEAD[ \t]", data):  # section 8.2: never a body to HEAD, error or not
+            assert reply.body == b"", reply.raw[:200]
+        else:
+            assert reply.body.startswith(b"<!DOCTYPE html>")
     assert_alive(srv.port)
 
 
@@ -387,3 +394,190 @@ def test_startup_line(docroot):
     assert re.match(r"Serving .+ at http://127\.0\.0\.1:\d+/ \(pool mode", line)
     assert "--bind 0.0.0.0" in line
     assert process.returncode == 0
+
+
+# -- issue 12: lingering close, race-free open, errors that are the server's ------------------
+
+
+@pytest.mark.parametrize("tail", [b"\r\n", b"X", b"GET /file.txt HTTP/1.0\r\n\r\n"],
+                         ids=["stray-crlf", "one-byte", "pipelined-request"])
+def test_bytes_after_the_head_do_not_cost_the_tail(srv, docroot, tail):
+    """A byte in a later packet must not turn the close into a reset that eats the
+    end of a large response (lingering close)."""
+    expected = sha256((docroot / "big.bin").read_bytes())
+    with connect(srv.port, rcvbuf=65536) as sock:
+        sock.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+        first = sock.recv(16)  # the server is sending: the stray bytes come in mid-response
+        assert first.startswith(b"HTTP/1.0 200")
+        sock.sendall(tail)
+        rest, ended = read_all(sock)
+    reply = parse_reply(first + rest, ended)
+    assert ended == "closed"
+    assert sha256(reply.body) == expected
+
+
+def _swap_loop(root: Path, outside: Path, stop: threading.Event, deadline: float) -> int:
+    """Swap root/dir for a symlink to ``outside`` and back, until stopped; swaps made."""
+    swaps = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        os.rename(root / "dir", root / "dir.real")
+        os.symlink(outside, root / "dir")
+        os.unlink(root / "dir")
+        os.rename(root / "dir.real", root / "dir")
+        swaps += 1
+    return swaps
+
+
+def test_folder_swapped_for_a_symlink_never_serves_outside(tmp_path):
+    """A local user swaps a folder for a symlink to outside the root while requests
+    run; no response may carry a byte from outside (race-free open)."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "dir").mkdir(parents=True)
+    outside.mkdir()
+    (root / "dir" / "f.txt").write_bytes(b"inside\n")
+    (outside / "f.txt").write_bytes(SECRET + b"\n")
+    (root / "conformance-canary.txt").write_bytes(b"http10-conformance canary v1\n")
+    seen: dict[int | None, int] = {}
+    leaked = 0
+    with running_server(root, "--quiet") as handle:
+        stop = threading.Event()
+        end = time.monotonic() + 2.0  # a bounded race: two seconds of swapping
+        with ThreadPoolExecutor(max_workers=1) as swapper:
+            swaps = swapper.submit(_swap_loop, root, outside, stop, end)
+            try:
+                for _ in range(20000):
+                    if time.monotonic() > end:
+                        break
+                    reply = get(handle.port, "/dir/f.txt")
+                    seen[reply.status] = seen.get(reply.status, 0) + 1
+                    leaked += SECRET in reply.raw
+            finally:
+                stop.set()
+            assert swaps.result(timeout=10) > 0
+        assert_alive(handle.port)
+    assert leaked == 0, seen
+    assert seen.get(200, 0) > 0 and set(seen) <= {200, 403, 404}, seen
+
+
+def test_file_replaced_by_symlink_to_outside_is_refused(tmp_path):
+    """What was served a moment ago is not served once it is a symlink out of the root."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_bytes(SECRET + b"\n")
+    (root / "conformance-canary.txt").write_bytes(b"http10-conformance canary v1\n")
+    (root / "a.txt").write_bytes(b"inside\n")
+    (root / "d").mkdir()
+    (root / "d" / "b.txt").write_bytes(b"inside too\n")
+    with running_server(root, "--quiet") as handle:
+        for _ in range(3):  # served, and so in any cache a server may keep
+            assert get(handle.port, "/a.txt").body == b"inside\n"
+            assert get(handle.port, "/d/b.txt").body == b"inside too\n"
+        (root / "a.txt").unlink()
+        (root / "a.txt").symlink_to(tmp_path / "secret.txt")
+        (root / "d" / "b.txt").rename(root / "b.txt")
+        (root / "d").rmdir()
+        (root / "d").symlink_to(tmp_path)
+        (tmp_path / "b.txt").write_bytes(SECRET + b"\n")
+        for path in ("/a.txt", "/d/b.txt", "/d/secret.txt"):
+            reply = get(handle.port, path)
+            assert reply.status == 403 and SECRET not in reply.raw, (path, reply.raw[:200])
+
+
+def test_file_system_error_is_answered_500_and_logged(docroot, monkeypatch):
+    """An OSError from the file system is the server's failure, not the client's
+    departure: the client gets 500 and the log says what happened."""
+    def failing(request, context):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setitem(S.METHODS, "GET", failing)
+    log = io.StringIO()
+    instance = S.Server.listen(S.Config(root=str(docroot)), log=log)
+    instance.start()
+    try:
+        reply = get(instance.address[1], "/file.txt")
+        head = exchange(instance.address[1], b"HEAD /file.txt HTTP/1.0\r\n\r\n")
+    finally:
+        instance.stop()
+    assert reply.status == 500 and reply.body.startswith(b"<!DOCTYPE html>")
+    assert head.status == 200  # HEAD is not affected
+    text = log.getvalue()
+    assert "Input/output error" in text
+    assert re.search(r'"GET /file\.txt HTTP/1\.0" 500 \d+', text), text
+
+
+def test_every_503_is_logged_and_arrives_whole(docroot, tmp_path):
+    """Past the cap, every client gets a whole 503 (no reset), and each is logged,
+    however many arrive at once."""
+    with running_server(docroot, "--max-connections", "1", tmp_dir=tmp_path) as handle:
+        holder = connect(handle.port, rcvbuf=4096)
+        try:
+            holder.sendall(b"GET /big.bin HTTP/1.0\r\n\r\n")
+            assert holder.recv(16).startswith(b"HTTP/1.0 200")
+            refused = []
+            for _ in range(100):  # each reads its 503 but keeps its end open
+                sock = connect(handle.port)
+                sock.sendall(b"GET /file.txt HTTP/1.0\r\nX-Pad: " + b"p" * 200 + b"\r\n\r\n")
+                refused.append(sock)
+            replies = []
+            for sock in refused:
+                raw, ended = read_all(sock)
+                replies.append(parse_reply(raw, ended))
+            for sock in refused:
+                sock.close()
+        finally:
+            holder.close()
+        assert [(r.status, r.ended) for r in replies] == [(503, "closed")] * 100
+        assert all(r.body.startswith(b"<!DOCTYPE html>") for r in replies)
+        deadline = time.monotonic() + 10
+        while handle.stderr().count('HTTP/1.0" 503 ') < 100:
+            assert time.monotonic() < deadline, handle.stderr()[-2000:]
+            time.sleep(0.05)
+
+
+# -- issue 13: small files kept in memory are never served once they change ------------------
+
+
+@pytest.fixture
+def keeping_server(tmp_path):
+    """An in-process server that keeps every small file at once (cache_settle 0)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "secret.txt").write_bytes(SECRET + b"\n")
+    (root / "a.txt").write_bytes(b"inside\n")
+    (root / "d").mkdir()
+    (root / "d" / "b.txt").write_bytes(b"inside too\n")
+    instance = S.Server.listen(S.Config(root=str(root), quiet=True, cache_settle=0))
+    instance.start()
+    try:
+        yield instance, root, tmp_path
+    finally:
+        instance.stop()
+
+
+def test_kept_file_replaced_by_symlink_to_outside_is_refused(keeping_server):
+    instance, root, base = keeping_server
+    port = instance.address[1]
+    for _ in range(3):
+        assert get(port, "/a.txt").body == b"inside\n"
+        assert get(port, "/d/b.txt").body == b"inside too\n"
+    assert instance.small_files.hits >= 4  # served from memory: the cache is in play
+    (root / "a.txt").unlink()
+    (root / "a.txt").symlink_to(base / "secret.txt")
+    (root / "d" / "b.txt").rename(root / "b.txt")
+    (root / "d").rmdir()
+    (root / "d").symlink_to(base)
+    (base / "b.txt").write_bytes(SECRET + b"\n")
+    for path in ("/a.txt", "/d/b.txt"):
+        reply = get(port, path)
+        assert reply.status == 403 and SECRET not in reply.raw, (path, reply.raw[:200])
+
+
+def test_kept_file_rewritten_or_removed_is_served_as_it_is_now(keeping_server):
+    instance, root, _ = keeping_server
+    port = instance.address[1]
+    for _ in range(2):
+        assert get(port, "/a.txt").body == b"inside\n"
+    (root / "a.txt").write_bytes(b"changed, and longer\n")
+    assert get(port, "/a.txt").body == b"changed, and longer\n"
+    (root / "a.txt").unlink()
+    assert get(port, "/a.txt").status == 404

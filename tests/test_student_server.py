@@ -604,6 +604,18 @@ def _(srv, root):
     return expect_file(srv, root, b"GET /file.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "file.txt")
 
 
+@probe("close-with-unread-input")
+def _(srv, root):
+    # A stray CRLF arrives mid-download; a small receive buffer keeps the server from
+    # finishing into socket buffers, so a reset at its close always costs bytes.
+    result = exchange(srv.port, b"GET /big.bin HTTP/1.0\r\n\r\n", b"\r\n", pause=0.3,
+                      rcvbuf=65536, timeout=10)
+    resp = parse_response(result.data)
+    if resp.status == 200 and resp.body == fixture_bytes(root, "big.bin") and result.ended != "reset":
+        return None
+    return f"{len(resp.body)} body bytes of big.bin, then the connection was {result.ended}"
+
+
 def test_every_defect_has_a_probe() -> None:
     assert sorted(PROBES) == sorted(DEFECTS)
     assert len(DEFECTS) >= 20
