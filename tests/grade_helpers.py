@@ -31,6 +31,11 @@ VARIANTS = {
     "no-lab-form": "files",
     "text-mode": "files",
     "truncate-large": "files",
+    # Classic mistakes that once set the run time or killed the server at start-up;
+    # the runner now bounds and attributes them.
+    "no-close": "files",
+    "crash-on-empty-request": "robustness",
+    "answers-once": "files",
 }
 
 WRAPPER = """\
