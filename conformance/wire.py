@@ -413,6 +413,7 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
     except OSError as exc:
         obs.end, obs.error = "error", f"reading failed: {_errname(exc)}"
     obs.received = bytes(received)
+    del received  # the copy above is the one kept: free the buffer before the next case
     obs.received_total = total
 
 
