@@ -73,8 +73,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
                         "bundled reference server, spawned)")
     parser.add_argument("--out", type=Path, default=Path("fuzz-findings"), metavar="DIR",
                         help="where to write the findings as case files (default ./fuzz-findings)")
-    parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
-                        help="per-example deadline for a request the server must finish (default 2)")
+    parser.add_argument("--timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="per-example deadline for a request the server must finish (default 1)")
     parser.add_argument("--read-cap", type=int, default=128 * 1024, metavar="BYTES",
                         help="bytes read per connection at most (default 131072)")
     parser.add_argument("--shrink-seconds", type=float, default=30.0, metavar="SECONDS",
@@ -121,6 +121,9 @@ def fixture_paths(cases_dir: Path, read_cap: int) -> tuple[tuple[str, ...], tupl
             small.append(path)
         elif size >= 512 * 1024:
             large.append(path)
+    # Hypothesis starts from (and shrinks towards) the first entry: a plain file, so
+    # the first examples and the shrunk ones name an ordinary file, not a dot file.
+    small.sort(key=lambda p: (p.startswith(".") or "/." in p, "/" in p, p != "file.txt", p))
     return tuple(small), tuple(large)
 
 

@@ -15,6 +15,7 @@ MiB), shrink calls and seconds per finding, consecutive failed canaries.
 
 from __future__ import annotations
 
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class FuzzConfig:
     examples: int = 1000  # examples generated (shrinking calls come on top)
     seed: int = 0  # the same seed against the same server replays the same run
     budget: float = 600.0  # seconds for the whole run, shrinking included
-    timeout: float = 2.0  # seconds an example that the server must finish may take
+    timeout: float = 1.0  # seconds an example that the server must finish may take
     # An example whose ending is not judged (an incomplete request, not half-closed:
     # the server may rightly wait for the rest) is watched this long for bytes only.
     short_timeout: float = 0.15
@@ -93,6 +94,42 @@ def connection_for(example: Example, config: FuzzConfig) -> Connection:
         read=example.read if example.read is not None else config.read_cap,
         timeout=config.timeout if judged else config.short_timeout,
     )
+
+
+def ask_canary(target: Target, path: str, content: bytes, timeout: float, cap: int) -> Observation:
+    """GET the canary on a new connection; stop reading as soon as its content arrived.
+
+    ``wire.play`` reads to the end, which a server that never closes turns into a
+    full deadline per example; the probe only needs the bytes. Never raises.
+    """
+    obs = Observation(name="canary", sent=f"GET /{path} HTTP/1.0\r\n\r\n".encode("latin-1"))
+    deadline = time.monotonic() + timeout
+    received = bytearray()
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            sock.sendall(obs.sent)
+            while len(received) < cap and content not in received:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    obs.end = "timeout"
+                    break
+                sock.settimeout(remaining)
+                chunk = sock.recv(min(65536, cap - len(received)))
+                if not chunk:
+                    obs.end = "closed"
+                    break
+                received += chunk
+    except ConnectionRefusedError:
+        obs.end = "refused"
+    except ConnectionResetError:
+        obs.end = "reset"
+    except socket.timeout:
+        obs.end = "timeout"
+    except OSError as exc:
+        obs.end, obs.error = "error", str(exc)
+    obs.received = bytes(received)
+    obs.received_total = len(received)
+    return obs
 
 
 class Side:
@@ -235,9 +272,9 @@ class _Run:
             self.report.error = traceback.format_exc()
             raise _StopRun("an internal error of the fuzzer (see below)") from None
         self._tick(now)
-        fresh = [v for v in violations if v.kind not in self.done]
-        for violation in fresh:
+        for violation in violations:
             self._record(violation, example, count=not shrinking)
+        fresh = [v for v in violations if v.kind not in self.done]
         if not fresh:
             return
         if self.round_kind is None:
@@ -251,7 +288,7 @@ class _Run:
         if best is None:
             best = self.best[violation.kind] = Finding(violation.kind, violation.detail, example,
                                                        self.report.examples)
-        elif _size_key(example) < _size_key(best.example):
+        elif violation.kind not in self.done and _size_key(example) < _size_key(best.example):
             best.example, best.detail = example, violation.detail
         if count:
             best.count += 1
@@ -287,7 +324,7 @@ class _Run:
     def _after_refusal(self, conn: Connection) -> Observation:
         """The target refused a new connection although the last canary was served."""
         if self.side.server is None:
-            raise TargetGone(f"{self.side.target} refused a connection (it was serving a moment before)")
+            raise TargetGone(f"{self.side.target} refused a connection")
         self.side.restart()
         self.report.restarts += 1
         obs = self.side.play(conn)
@@ -296,16 +333,14 @@ class _Run:
         return obs
 
     def _canary(self) -> Violation | None:
-        request = f"GET /{self.canary_path} HTTP/1.0\r\n\r\n".encode("latin-1")
-        conn = Connection(name="canary", parts=(Part(data=request),), read=self.config.read_cap,
-                          timeout=self.config.timeout)
         for attempt in range(self.config.canary_tries):
             if attempt:
                 time.sleep(self.config.canary_pause)
             status = self.side.exit_status()
             if status is not None:
                 break
-            obs = self.side.play(conn)
+            obs = ask_canary(self.side.target, self.canary_path, self.canary_data,
+                             self.config.timeout, self.config.read_cap)
             if self.canary_data in obs.received:
                 self.dead_canaries = 0
                 return None

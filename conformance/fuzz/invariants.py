@@ -195,6 +195,9 @@ def check_output(output: bytes) -> Violation | None:
     at = output.find(TRACEBACK)
     if at < 0:
         return None
-    tail = output[at:].splitlines()
-    last = tail[-1].decode("utf-8", "replace").strip() if tail else ""
-    return Violation("traceback", f"the server printed a traceback ({last[:120]})")
+    # The exception line is the first line after the header that is not indented
+    # (the frames are: "  File ...", then the source line).
+    lines = output[at:].splitlines()[1:]
+    message = next((line for line in lines if line and not line[:1].isspace()), b"")
+    text = message.decode("utf-8", "replace").strip()[:120]
+    return Violation("traceback", "the server printed a traceback" + (f": {text}" if text else ""))

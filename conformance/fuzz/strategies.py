@@ -212,7 +212,10 @@ def _reencode(path: str, positions: list[int]) -> str:
 def valid_targets(paths: tuple[str, ...]) -> st.SearchStrategy[str]:
     """abs_paths a server must answer: fixture files (re-encoded), folders, missing files."""
     encoded = tuple(_encode_path(p) for p in paths) or ("/",)
-    base = st.sampled_from(encoded + ("/", "/nope.txt", "/dir/", "/no/such/dir/x.bin"))
+    # Traversal attempts are well-formed abs_paths too: a server must answer them (403,
+    # 404 or 400) with a well-framed response and no byte from outside the root.
+    climbs = tuple(t for t in TRAVERSALS if t.startswith("/") and "\\" not in t)
+    base = st.sampled_from(encoded + ("/", "/nope.txt", "/dir/", "/no/such/dir/x.bin") + climbs)
     query = st.sampled_from(("", "", "", "?a=1", "?", "?x=%20&y"))
     positions = st.lists(st.integers(0, 63), max_size=4)
     return st.builds(lambda path, q, pos: _reencode(path, pos) + q, base, query, positions)
@@ -274,7 +277,7 @@ def _valid_request(draw, paths: tuple[str, ...]) -> Request:
     target = draw(valid_targets(paths)).encode("latin-1")
     headers = draw(_VALID_HEADERS)
     body = b""
-    if method == "POST" or draw(st.integers(0, 9)) == 0:
+    if method == "POST" or draw(_chance(10)):
         body = draw(st.binary(max_size=MAX_BODY))
         headers = headers + (b"Content-Length: %d" % len(body),)
         if draw(st.booleans()):
@@ -392,6 +395,7 @@ def mutate(data: bytes, steps: tuple[tuple[str, int, int], ...]) -> tuple[bytes,
 _STEP = st.tuples(st.sampled_from(tuple(MUTATORS)), st.integers(0, 1 << 16), st.integers(0, 255))
 
 
+@lru_cache(maxsize=None)
 def _chance(percent: int) -> st.SearchStrategy[bool]:
     """True about ``percent`` times in 100; shrinks towards False (the simpler example)."""
     return st.sampled_from([False] * (100 - percent) + [True] * percent)
