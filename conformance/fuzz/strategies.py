@@ -215,7 +215,10 @@ def valid_targets(paths: tuple[str, ...]) -> st.SearchStrategy[str]:
     # Traversal attempts are well-formed abs_paths too: a server must answer them (403,
     # 404 or 400) with a well-framed response and no byte from outside the root.
     climbs = tuple(t for t in TRAVERSALS if t.startswith("/") and "\\" not in t)
-    base = st.sampled_from(encoded + ("/", "/nope.txt", "/dir/", "/no/such/dir/x.bin") + climbs)
+    # So is an encoded NUL or control byte: it names no file (404, or 400), and a
+    # server must still answer (R-5.1.2-h).
+    odd = ("/file.txt%00.html", "/%00", "/file.txt%0d%0a", "/noindex/", "/dir", "/%7Efile.txt")
+    base = st.sampled_from(encoded + ("/", "/nope.txt", "/dir/", "/no/such/dir/x.bin") + climbs + odd)
     query = st.sampled_from(("", "", "", "?a=1", "?", "?x=%20&y"))
     positions = st.lists(st.integers(0, 63), max_size=4)
     return st.builds(lambda path, q, pos: _reencode(path, pos) + q, base, query, positions)
