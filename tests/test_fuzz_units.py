@@ -48,6 +48,9 @@ def test_a_valid_request_is_a_well_formed_http10_full_request(request):
     data = request.render()
     if not request.valid:
         return
+    if request.version is None:
+        assert re.fullmatch(rb"GET /\S*\r\n", data)
+        return
     head, sep, body = data.partition(b"\r\n\r\n")
     assert sep and _REQUEST_LINE.match(head + b"\r\n")
     lines = head.split(b"\r\n")[1:]
@@ -114,6 +117,10 @@ EXCHANGES = [
     ("fuzzed, closed silently", _fuzzed(b"XX", half_close=True), _obs(b"", "closed"), []),
     ("fuzzed 0.9, simple answer", _fuzzed(b"GET /file.txt\r\n", half_close=True), _obs(b"hello\n"), []),
     ("fuzzed 1.0, simple answer", _fuzzed(b"GET / HTTP/1.0\r\n\r\n"), _obs(b"hello\n"), ["garbage"]),
+    ("0.9 request, empty Simple-Response", Example(Request(b"GET", b"/empty.txt", None, (), valid=True),
+                                                   b"GET /empty.txt\r\n"), _obs(b""), []),
+    ("0.9 request, never answered", Example(Request(b"GET", b"/", None, (), valid=True), b"GET /\r\n"),
+     _obs(b"", "timeout"), ["hang"]),
     ("client left early", _fuzzed(b"GET / HTTP/1.0\r\n\r\n", read=10), _obs(b"HTTP/1.0 2", "limit"), []),
 ]
 

@@ -121,13 +121,14 @@ def check_exchange(example: Example, obs: Observation, secret: bytes = b"") -> l
             out.append(Violation("hang", "no byte and no close before the deadline"))
         elif example.valid or _mentions_http10(example.data):
             out.append(Violation("no-close", f"{len(data)} bytes, then the connection stayed open"))
-    if example.valid and not data and obs.end in ("closed", "reset"):
+    full_request = example.request.version is not None  # a Simple-Response may be empty
+    if example.valid and full_request and not data and obs.end in ("closed", "reset"):
         out.append(Violation("dropped", f"the connection was {obs.end} without a byte of response"))
     if data and not early:
         problem = _unparsable(example, obs, response)
         if problem:
             out.append(Violation("garbage", problem))
-    if example.valid and response.kind == "full" and obs.end == "closed":
+    if example.valid and full_request and response.kind == "full" and obs.end == "closed":
         problem = _framing(example, response)
         if problem:
             out.append(Violation("framing", problem))

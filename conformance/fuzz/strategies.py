@@ -111,7 +111,8 @@ class Request:
 
     ``version`` None is the HTTP/0.9 form (no version). ``valid`` is True for a
     well-formed HTTP/1.0 Full-Request (GET, HEAD or POST of an abs_path, valid
-    header fields, a body only with its exact Content-Length).
+    header fields, a body only with its exact Content-Length) and for a
+    Simple-Request ``GET abs_path`` CRLF.
     """
 
     method: bytes
@@ -278,6 +279,10 @@ def requests(draw, paths: tuple[str, ...] = ()) -> Request:
 def _valid_request(draw, paths: tuple[str, ...]) -> Request:
     method = draw(st.sampled_from(VALID_METHODS))
     target = draw(valid_targets(paths)).encode("latin-1")
+    if method == "GET" and draw(_chance(10)):
+        # RFC 1945 §3.1: a 1.0 server must understand an HTTP/0.9 Simple-Request,
+        # complete at the end of its line; the answer is the body alone.
+        return Request(b"GET", target, None, (), valid=True)
     headers = draw(_VALID_HEADERS)
     body = b""
     if method == "POST" or draw(_chance(10)):
