@@ -226,3 +226,16 @@ def test_reproducer_is_printf_for_plain_bytes_and_the_runner_otherwise(tmp_path)
     assert plain == f"printf {escape.shell_quote_bytes(GET)} | nc 127.0.0.1 8080"
     pieces = casefile.reproducer(_fuzzed(GET, cuts=(3,)), "127.0.0.1:8080", tmp_path, "x")
     assert pieces.startswith("python -m conformance --cases") and "--id fuzz/x" in pieces
+
+
+def test_a_client_that_left_early_is_not_compared():
+    early = _valid(read=100)
+    assert differential.classify(early, differential.answer_of(A200), differential.answer_of(NONE)) is None
+
+
+def test_a_close_on_bad_input_is_a_known_choice():
+    bad = _fuzzed(b"GET /file.txt HTTP/1.0\r\nIf-Mod", half_close=True)
+    got = differential.classify(bad, differential.answer_of(NONE), differential.answer_of(A404))
+    assert got.cls == "no-response" and got.known == "close-on-bad-input"
+    silent = differential.classify(_valid(), differential.answer_of(NONE), differential.answer_of(A404))
+    assert silent.known == ""

@@ -102,6 +102,8 @@ def classify(example: Example, a: Answer, b: Answer) -> Disagreement | None:
         None when they agree; else the first class that fits, with ``known`` set
         when a documented choice explains it.
     """
+    if example.read is not None:
+        return None  # the client left mid-response: each side's bytes stop anywhere
     cls = _class(a, b)
     if cls is None:
         return None
@@ -248,6 +250,13 @@ def _folders(example, a, b, cls):
     return target.endswith(b"/") or target in (b"/dir", b"*") or b"/dir" in target and cls == "body"
 
 
+def _close_on_bad_input(example, a, b, cls):
+    # cases/requirements.toml ROB-6: malformed or incomplete input gets "a response or
+    # a close within the timeout"; the reference answers 400, nginx and others close.
+    silent = a if a.kind == "none" else b
+    return cls == "no-response" and not example.valid and silent.end in ("closed", "reset")
+
+
 def _error_pages(example, a, b, cls):
     # Error pages and redirect bodies are each server's own text.
     return cls == "body" and (a.status != 200 or b.status != 200)
@@ -270,5 +279,6 @@ KNOWN: dict[str, tuple[str, Callable]] = {
     "line-ends-and-spacing": ("reference/server.py: bare LF ends a line; runs of SP/HT split", _bare_lf_or_spacing),
     "body-framing": ("cases/requirements.toml ROB-13 (SHOULD)", _body_framing),
     "folders": ("reference/server.py: 301 to the slash, 403 without index.html", _folders),
+    "close-on-bad-input": ("cases/requirements.toml ROB-6: a response or a close", _close_on_bad_input),
     "error-pages": ("error and redirect bodies are each server's own", _error_pages),
 }
