@@ -409,7 +409,8 @@ class _Run:
         finally:
             if self.round_kind is not None:
                 self.done.add(self.round_kind)
-                self.best[self.round_kind].shrunk = True
+                # A target that went away mid-round left the example as first seen.
+                self.best[self.round_kind].shrunk = not self.gone
         return True
 
 
