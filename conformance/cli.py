@@ -28,7 +28,8 @@ DEFAULT_BUDGET = 300.0
 # The port hand reproducers of a --spawn run name (the spawned port is gone by then).
 HAND_PORT = 8080
 
-COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix", "grade")
+COMMANDS = ("run", "list", "check", "explain", "docroot", "coverage", "client", "export", "matrix", "grade",
+            "fuzz")
 
 DESCRIPTION = """\
 Replays the HTTP/1.0 case corpus over raw TCP against any server and says which
@@ -203,6 +204,10 @@ def _build_parser() -> argparse.ArgumentParser:
     from .grade.cli import add_parser as add_grade_parser
 
     add_grade_parser(sub)
+
+    from .fuzz.cli import add_parser as add_fuzz_parser
+
+    add_fuzz_parser(sub)
     return parser
 
 
@@ -725,7 +730,14 @@ def cmd_grade(args) -> int:
     return grade_main(args)
 
 
+def cmd_fuzz(args) -> int:
+    from .fuzz.cli import main as fuzz_main
+
+    return fuzz_main(args)
+
+
 HANDLERS = {
+    "fuzz": cmd_fuzz,
     "grade": cmd_grade,
     "matrix": cmd_matrix,
     "export": cmd_export,
