@@ -89,7 +89,7 @@ def cause_order(name: str) -> int:
 
 
 def classify(case: Case, observations: list[Observation | None], findings: list[str],
-             died: bool = False, stuck: bool = False) -> str:
+             died: bool = False, stuck: bool = False, aborted: bool = False) -> str:
     """The cause of a result that did not pass, a key of ``CAUSES``.
 
     Args:
@@ -98,6 +98,8 @@ def classify(case: Case, observations: list[Observation | None], findings: list[
         findings: the result's findings.
         died: the spawned server exited during the case.
         stuck: the server stopped answering anyone during the case.
+        aborted: the runner's watchdog ended the case: the server answered nobody,
+            not even a new connection (the events after that are the runner's doing).
     """
     if died:
         return "crash"
@@ -108,6 +110,8 @@ def classify(case: Case, observations: list[Observation | None], findings: list[
         return "not-closed"
     if _answered_early(case, seen):
         return "one-recv"
+    if aborted:
+        return "not-concurrent" if case.scenario else "stuck"
     if case.scenario:
         if not _others_answered_in_time(case, seen) or not _dropped_slow(case, seen):
             return "not-concurrent"

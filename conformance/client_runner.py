@@ -66,8 +66,8 @@ ACCEPT_POLL = 0.05
 
 def _accept(listener: socket.socket, deadline: float, gone: threading.Event):
     while not gone.is_set():
-        listener.settimeout(max(0.01, min(ACCEPT_POLL, deadline - time.monotonic())))
         try:
+            listener.settimeout(max(0.01, min(ACCEPT_POLL, deadline - time.monotonic())))
             return listener.accept()
         except socket.timeout:
             if time.monotonic() >= deadline:

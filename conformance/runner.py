@@ -310,6 +310,9 @@ def attempt_case(case: Case, target: Target, fixtures, options: Options,
         if finding:
             raws.append("fail")
             findings.append(finding)
+    if board.aborted:
+        raws.append("fail")
+        findings.insert(0, f"the runner {board.aborted}")
     if "error" in raws:
         verdict = "error"
     else:
@@ -349,7 +352,7 @@ def attempt_case(case: Case, target: Target, fixtures, options: Options,
         hint=case.hint,
     )
     if verdict not in ("pass", "skip"):
-        result.cause = causes.classify(case, observations, findings)
+        result.cause = causes.classify(case, observations, findings, aborted=bool(board.aborted))
     return Attempt(result, observations, silent=silent and verdict != "pass", alive_after=alive)
 
 

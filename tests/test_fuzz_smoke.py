@@ -72,6 +72,7 @@ def test_the_reference_gives_no_finding(reference):
     assert report.examples == 300 and report.stop_reason == "300 examples were run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("defect, kind", [
     ("wrong-content-length", "framing"),
     ("traversal", "secret"),

@@ -21,7 +21,10 @@ from conformance.grade import isolate
 from conformance.grade.result import result_problems
 from grade_helpers import BAD, RUBRIC, VARIANTS, build_class
 
-pytestmark = [pytest.mark.network, pytest.mark.skipif(sys.platform != "linux", reason="grading isolation is Linux-only")]
+# Grading the whole test class takes about a minute on two cores: CI runs it once
+# (the README's test command), tox leaves it out.
+pytestmark = [pytest.mark.network, pytest.mark.slow,
+              pytest.mark.skipif(sys.platform != "linux", reason="grading isolation is Linux-only")]
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "conformance" / "grade" / "schemas"
 GRADE_TIMEOUT = 400  # seconds for grading the whole test class

@@ -70,13 +70,24 @@ def root() -> Path:
     return Fixtures(CASES).cached_root()
 
 
+# Cases whose outcome on a server that closes with unread input depends on the
+# client's receive buffer: the Python runner shrinks it for a gated reader (so the
+# reset destroys the tail), the Node runner cannot set it. The verdicts of the two
+# runners may then differ on such a server, for a reason that is not the judging.
+BUFFER_DEPENDENT = {
+    "robustness/byte-after-request-large",
+    "robustness/pipelined-request-after-large-download",
+    "robustness/stray-crlf-after-request-large",
+}
+
+
 @pytest.fixture(scope="module")
 def singles(bundle: dict) -> list[str]:
     """Every single-connection case of the 'all' profile (no slow ones)."""
     return sorted(
         cid
         for cid, case in bundle["cases"].items()
-        if "request" in case and "slow" not in case.get("tags", [])
+        if "request" in case and "slow" not in case.get("tags", []) and cid not in BUFFER_DEPENDENT
     )
 
 
