@@ -519,7 +519,9 @@ def describe_outcome(outcome: Outcome) -> str:
         text += " with " + ", ".join(details)
     note = outcome.note.strip()
     if note and note.lower() != text.lower():
-        text = note if note.lower().startswith(text.lower()) else f"{text} ({note})"
+        # A note with parentheses of its own follows a colon: no nested brackets.
+        text = note if note.lower().startswith(text.lower()) else (
+            f"{text}: {note}" if "(" in note else f"{text} ({note})")
     if outcome.verdict != "pass":
         text += f" [{outcome.verdict}]"
     return text

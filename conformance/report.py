@@ -249,19 +249,26 @@ def cause_groups(results: list[Result]) -> list[tuple[str, str, list[Result]]]:
     bad = [r for r in _ordered(results) if r.verdict in ("fail", "error")]
     groups: dict[str, list[Result]] = {}
     for r in bad:
-        groups.setdefault(r.cause or "wrong-answer", []).append(r)
-    order = sorted(groups, key=lambda k: (k == "not-run", cause_order(k), k))
-    return [(k, _cause_title(k), groups[k]) for k in order]
+        cause = r.cause or "wrong-answer"
+        if cause == "wrong-answer":
+            # Wrong answers are as many mistakes as the requirements they break.
+            cause += ":" + (r.requirements[0] if r.requirements else "?")
+        groups.setdefault(cause, []).append(r)
+    order = sorted(groups, key=lambda k: (k == "not-run", cause_order(k.split(":")[0]), k))
+    return [(k, _cause_title(k, groups[k]), groups[k]) for k in order]
 
 
-def _cause_title(key: str) -> str:
+def _cause_title(key: str, group: list[Result]) -> str:
     if key == "not-run":
         return "cases the runner could not run"
+    if key.startswith("wrong-answer:"):
+        return f"{CAUSES['wrong-answer'].title} on {key.split(':', 1)[1]}, such as: {group[0].title}"
     return CAUSES[key].title if key in CAUSES else key
 
 
 def _cause_advice(key: str) -> str:
-    return CAUSES[key].advice if key in CAUSES else ""
+    # A wrong answer's advice is its cases' own hints, shown in their details.
+    return CAUSES[key].advice if key in CAUSES and key != "wrong-answer" else ""
 
 
 def _counted(n: int, noun: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "listening_ports",
     "listening_pids",
     "marked_pids",
+    "socket_inodes",
     "kill_process",
 ]
 
@@ -404,7 +405,8 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _socket_inodes(pid: int) -> set[int]:
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets a process holds (from /proc/PID/fd); empty where unreadable."""
     inodes = set()
     try:
         for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -422,7 +424,7 @@ def _socket_inodes(pid: int) -> set[int]:
 def listening_ports(pids) -> set[int]:
     """The ports these processes listen on (to tell a hard-coded port)."""
     table = _listening_sockets() or {}
-    return {table[i] for pid in pids for i in _socket_inodes(pid) if i in table}
+    return {table[i] for pid in pids for i in socket_inodes(pid) if i in table}
 
 
 def _all_pids() -> list[int]:
@@ -438,7 +440,7 @@ def listening_pids(port: int) -> list[int]:
     inodes = {i for i, p in table.items() if p == port}
     if not inodes:
         return []
-    return [pid for pid in _all_pids() if pid != os.getpid() and _socket_inodes(pid) & inodes]
+    return [pid for pid in _all_pids() if pid != os.getpid() and socket_inodes(pid) & inodes]
 
 
 def marked_pids(marker: str) -> set[int]:

@@ -245,19 +245,9 @@ def sweep(marker: str, uid: int | None = None, below: int | None = None,
 
 
 def _socket_inodes(pids: list[int]) -> set[str]:
-    inodes = set()
-    for pid in pids:
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    return inodes
+    from ..spawn import socket_inodes
+
+    return {str(inode) for pid in pids for inode in socket_inodes(pid)}
 
 
 def listening_ports(uid: int | None = None, pids: list[int] | None = None) -> list[int]:
