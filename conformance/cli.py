@@ -731,6 +731,11 @@ def cmd_grade(args) -> int:
 
 
 def cmd_fuzz(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("hypothesis") is None:
+        raise UsageError("the fuzzer needs the 'hypothesis' package: pip install '.[fuzz]' "
+                         "(python3 dev.py suite fuzz ... has it)")
     from .fuzz.cli import main as fuzz_main
 
     return fuzz_main(args)
