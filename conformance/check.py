@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Iterator
 
 from .docroot import Fixtures
+from .corpusfile import FIXTURES_FILE
 from .loader import (
     AREAS,
-    FIXTURES_FILE,
     PROFILES_FILE,
     REQUIREMENTS_FILE,
     CaseError,
-    _display,
-    _expand_names,
+    display_name,
+    expand_names,
     build_case,
     case_files,
     case_id,
@@ -60,12 +60,12 @@ def check_corpus(cases_dir: str | Path) -> list[str]:
     profiles = _catalogue(problems, lambda: load_profiles(cases_dir))
     fixtures = _catalogue(problems, lambda: Fixtures(cases_dir))
     if fixtures is not None:
-        problems += _check_canary(fixtures, _display(cases_dir / FIXTURES_FILE, cases_dir))
+        problems += _check_canary(fixtures, display_name(cases_dir / FIXTURES_FILE, cases_dir))
 
     seen_ids: dict[str, str] = {}
     areas = set(AREAS)
     for path in case_files(cases_dir):
-        display = _display(path, cases_dir)
+        display = display_name(path, cases_dir)
         cid = case_id(path, cases_dir)
         areas.add(cid.split("/", 1)[0])
         problems += [f"{display}: {key or '(file)'}: {message}" for key, message in _check_file(path, cid, cases_dir, requirements, fixtures)]
@@ -75,7 +75,7 @@ def check_corpus(cases_dir: str | Path) -> list[str]:
         seen_ids.setdefault(folded, cid)
 
     if profiles is not None:
-        problems += _check_profiles(profiles, areas, _display(cases_dir / PROFILES_FILE, cases_dir))
+        problems += _check_profiles(profiles, areas, display_name(cases_dir / PROFILES_FILE, cases_dir))
     problems += _check_client_cases(cases_dir, requirements, fixtures)
     return problems
 
@@ -86,7 +86,7 @@ def _check_client_cases(cases_dir: Path, requirements, fixtures) -> list[str]:
 
     problems = []
     for path in sorted((cases_dir / "client").glob("*.toml")):
-        display = _display(path, cases_dir)
+        display = display_name(path, cases_dir)
         try:
             case = load_client_case(path, cases_dir, fixtures)
         except ClientCaseError as exc:
@@ -193,7 +193,7 @@ def _connections(data: dict) -> list[tuple[str, str, dict, int]]:
         return [("request", raw.get("name", "main"), raw, _part_count(raw))]
     out = []
     for c, raw in enumerate(data.get("connection", ())):
-        for name in _expand_names(raw):
+        for name in expand_names(raw):
             out.append((f"connection[{c}]", name, raw, _part_count(raw)))
     return out
 

@@ -490,7 +490,7 @@ def _need_reporter(fmt: str) -> None:
         return
     try:
         import tabulate  # noqa: F401
-    except ModuleNotFoundError:
+    except ImportError:
         raise UsageError(
             "the table and Markdown reports need the 'tabulate' package, which this Python "
             f"({sys.executable}) lacks. Run through 'python3 dev.py suite ...' (it sets up "

@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from .corpusfile import CaseError, default_cases_dir, fixtures_data
+
 __all__ = [
     "FixtureError",
     "Fixtures",
@@ -141,10 +143,8 @@ class Fixtures:
                 shipped corpus if None.
 
         Raises:
-            loader.CaseError: fixtures.toml is invalid (names the file and key).
+            CaseError: fixtures.toml is invalid (names the file and key).
         """
-        from .loader import CaseError, default_cases_dir, fixtures_data  # the loader imports us
-
         cases_dir = Path(cases_dir) if cases_dir is not None else default_cases_dir()
         data, description, display = fixtures_data(cases_dir)
         try:

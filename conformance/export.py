@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .loader import _jsonable, case_files, read_toml
+from .corpusfile import jsonable, read_toml
+from .loader import case_files
 
 __all__ = ["FORMAT", "VERSION", "build_bundle", "bundle_problems", "dumps"]
 
@@ -39,7 +40,7 @@ def build_bundle(cases_dir: Path) -> dict[str, Any]:
         },
         "requirements_file": read_toml(cases_dir / "requirements.toml"),
         "profiles_file": read_toml(cases_dir / "profiles.toml"),
-        "fixtures_file": _jsonable(read_toml(cases_dir / "fixtures.toml")),
+        "fixtures_file": jsonable(read_toml(cases_dir / "fixtures.toml")),
         "docroot": {
             p.relative_to(docroot).as_posix(): p.read_bytes().decode("latin-1")
             for p in sorted(docroot.rglob("*"))
