@@ -406,6 +406,9 @@ SETTLE = 0.3
 # How long a server that stopped answering may take to be seen as exited.
 EXIT_GRACE = 2.0
 
+# How long a connection closed without a byte waits for the server's exit to show.
+DEATH_WAIT = 0.3
+
 
 def _death(server: Server | None, suspect: bool) -> int | None:
     """The exit status of a spawned server that died, waiting a little when in doubt."""
@@ -684,9 +687,25 @@ class _Supervisor:
 
     # --- health -----------------------------------------------------------------------
 
+    def _exited(self, attempt: Attempt) -> bool:
+        """Whether the spawned server has exited, waiting a moment when the case looks like a death.
+
+        A process that dies on a request closes the connection a moment before it is
+        reaped: a connection that ended closed or reset without a byte gets
+        ``DEATH_WAIT`` seconds for the exit to show, so that the blame does not
+        depend on how fast the kernel was.
+        """
+        if self.server is None:
+            return False
+        if self.server.exit_status() is not None:
+            return True
+        looks_dead = any(o is not None and not o.received and o.end in ("closed", "reset")
+                         for o in attempt.observations)
+        return looks_dead and self.server.wait_exit(DEATH_WAIT * self.options.timeout_scale) is not None
+
     def _trouble(self, attempt: Attempt) -> str:
         """'died', 'stuck' or '' after a case: is the server still there for the next one?"""
-        if self.server is not None and self.server.exit_status() is not None:
+        if self._exited(attempt):
             return "died"
         if attempt.alive_after is not None:
             return "stuck"
@@ -742,7 +761,7 @@ class _Supervisor:
         if self.server is not None:
             if any(c.read is not None for c in case.connections):
                 time.sleep(SETTLE * self.options.timeout_scale)
-            if self.server.exit_status() is not None:
+            if self._exited(attempt):
                 return "died"
         if attempt.alive_after is not None or attempt.silent:
             if self.server is not None and self.server.wait_exit(0.2) is not None:
