@@ -20,7 +20,8 @@ from typing import Any
 
 import jsonschema
 
-from ..loader import CaseError, format_key, load_corpus, read_toml
+from ..corpusfile import CaseError, format_key, read_toml
+from ..loader import load_corpus
 from ..select import select
 
 __all__ = ["BUILTIN", "Limits", "Item", "Rubric", "RubricError", "load_rubric", "rubric_path", "timing_sensitive"]
