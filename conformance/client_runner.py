@@ -10,6 +10,8 @@ here only; every wait is bounded.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -37,9 +39,6 @@ def command_problem(template: str) -> str | None:
     The program must be found (on PATH or as a path), and an argument that names a
     script must name an existing file, relative to where the runner was started.
     """
-    import os
-    import shutil
-
     argv = render_command(template, host="127.0.0.1", port="1", client_port="2", path="/", output="o")
     program = argv[0]
     if os.sep in program:

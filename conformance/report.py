@@ -271,9 +271,6 @@ def _cause_advice(key: str) -> str:
     return CAUSES[key].advice if key in CAUSES and key != "wrong-answer" else ""
 
 
-def _counted(n: int, noun: str) -> str:
-    return _plural(n, noun)
-
 
 def _plain_details(r: Result, with_bytes: bool, indent: str = "  ") -> list[str]:
     out = []
@@ -365,10 +362,10 @@ def report_table(
     bad = sum(len(g) for _, _, g in groups)
     if groups:
         causes = len([k for k, _, _ in groups if k != "not-run"])
-        out += ["", f"{_counted(bad, 'failure')}, {_counted(causes, 'likely cause')}"
+        out += ["", f"{_plural(bad, 'failure')}, {_plural(causes, 'likely cause')}"
                 + (" (fix the first one first)" if causes > 1 else "") + ":"]
         for number, (key, title, group) in enumerate(groups, 1):
-            out += ["", f"{number}. {_safe(title)} ({_counted(len(group), 'case')})"]
+            out += ["", f"{number}. {_safe(title)} ({_plural(len(group), 'case')})"]
             advice = _cause_advice(key)
             if advice:
                 out.append(f"   {_safe(advice)}")
@@ -560,7 +557,7 @@ def report_markdown(
         out += ["", "### Failures by likely cause", ""]
         for key, title, group in groups:
             advice = _cause_advice(key)
-            out.append(f"- **{_md(title)}** ({_counted(len(group), 'case')})" + (f": {_md(advice)}" if advice else ""))
+            out.append(f"- **{_md(title)}** ({_plural(len(group), 'case')})" + (f": {_md(advice)}" if advice else ""))
             out += [f"  - {_md_code(r.id)}: {_md(r.reason)}" for r in group]
     if run.notes:
         out += ["", "### Notes", ""] + [f"- {_md(n)}" for n in run.notes]

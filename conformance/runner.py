@@ -59,8 +59,9 @@ def canary_request(fixtures, timeout: float = 5.0) -> Connection:
     return Connection(name="canary", parts=(Part(data=request),), timeout=timeout)
 
 
-def _ask_canary(target: Target, fixtures, scale: float, grace: CloseGrace | None = None):
-    conn = canary_request(fixtures)
+def _ask_canary(target: Target, fixtures, scale: float, grace: CloseGrace | None = None,
+                timeout: float = 5.0):
+    conn = canary_request(fixtures, timeout=timeout)
     obs = play(conn, target, EventBoard([conn.name]), scale, grace)
     return obs, fixtures.canary_data in obs.received
 
@@ -449,9 +450,7 @@ def _liveness(target: Target, fixtures, scale: float, grace: CloseGrace | None =
 
 
 def _probe(target: Target, fixtures, scale: float, grace: CloseGrace | None = None) -> bool:
-    conn = canary_request(fixtures, timeout=PROBE_TIMEOUT)
-    obs = play(conn, target, EventBoard([conn.name]), scale, grace)
-    return fixtures.canary_data in obs.received
+    return _ask_canary(target, fixtures, scale, grace, timeout=PROBE_TIMEOUT)[1]
 
 
 def _is_must_failure(result: Result) -> bool:

@@ -85,19 +85,9 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    proc_dir = Path("/proc")
-    if not proc_dir.is_dir():
+    if not Path("/proc").is_dir():
         return True
-    for entry in proc_dir.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return bool(group_pids(pgid))
 
 
 def stop_group(proc: subprocess.Popen, grace: float = 5.0) -> bool:
@@ -457,25 +447,30 @@ def marked_pids(marker: str) -> set[int]:
     return found
 
 
+def _state_and_group(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and process group, from /proc/PID/stat; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def group_pids(pgid: int | None) -> set[int]:
+    """The live (non-zombie) members of a process group."""
     if pgid is None:
         return set()
     found = set()
     for pid in _all_pids():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        seen = _state_and_group(pid)
+        if seen is not None and seen[1] == pgid and seen[0] != "Z":
             found.add(pid)
     return found
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    seen = _state_and_group(pid)
+    return seen is None or seen[0] == "Z"
 
 
 def kill_process(pid: int, grace: float = 1.0) -> None:
