@@ -43,6 +43,7 @@ __all__ = [
     "Response",
     "parse_response",
     "get",
+    "processes_with",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -294,3 +295,17 @@ def get(port: int, request: bytes, **kwargs) -> tuple[Exchange, Response]:
     """One exchange, parsed."""
     result = exchange(port, request, **kwargs)
     return result, parse_response(result.data)
+
+
+def processes_with(token: str) -> list[int]:
+    """Live processes (other than this one) whose command line holds ``token``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            if token.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -23,6 +23,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from student_helpers import processes_with
+
 REPO = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
 STUDENT = f"{PY} {shlex.quote(str(REPO / 'tests' / 'student_server.py'))} {{port}} --root {{root}}"
@@ -226,21 +228,9 @@ def test_a_detached_daemon_is_found_and_stopped(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "had left the server's process group" in proc.stderr
     deadline = time.monotonic() + 5
-    while _with_token(token) and time.monotonic() < deadline:
+    while processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _with_token(token) == []
-
-
-def _with_token(token: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if token.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return [p for p in found if p != os.getpid()]
+    assert processes_with(token) == []
 
 
 def test_a_hard_coded_port_is_named():

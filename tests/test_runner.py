@@ -4,7 +4,6 @@ preflight, exit statuses."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -14,6 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from student_helpers import processes_with
 
 REPO = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
@@ -80,20 +81,6 @@ def test_broken_server_fails_the_right_cases(defect):
     assert elapsed < 90
 
 
-def _processes_with(token: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in cmdline and str(os.getpid()) != entry.name:
-            found.append(int(entry.name))
-    return found
-
-
 def _spawn_with_child(token: str) -> str:
     # sh stays as the group leader with the server as its child, so only a
     # process-group stop gets both.
@@ -107,9 +94,9 @@ def test_spawn_leaves_no_process_behind():
     proc = conformance("--spawn", _spawn_with_child(token), "--id", "lab/get-text-file", "-q", timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     deadline = time.monotonic() + 5
-    while _processes_with(token) and time.monotonic() < deadline:
+    while processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(token) == []
+    assert processes_with(token) == []
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to look for leftover processes")
@@ -122,9 +109,9 @@ def test_interrupted_run_stops_the_spawned_server(sig):
     )
     try:
         deadline = time.monotonic() + 30
-        while len(_processes_with(token)) < 2 and time.monotonic() < deadline:
+        while len(processes_with(token)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(_processes_with(token)) >= 2, "the spawned server never started"
+        assert len(processes_with(token)) >= 2, "the spawned server never started"
         runner.send_signal(sig)
         runner.wait(30)
     finally:
@@ -134,9 +121,9 @@ def test_interrupted_run_stops_the_spawned_server(sig):
     assert runner.returncode == 128 + sig
     assert "interrupted" in runner.stderr.read()
     deadline = time.monotonic() + 5
-    while _processes_with(token) and time.monotonic() < deadline:
+    while processes_with(token) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(token) == []
+    assert processes_with(token) == []
 
 
 def test_unreachable_target_exits_3_with_a_clear_message():
