@@ -12,7 +12,6 @@ import queue
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
@@ -579,8 +578,9 @@ def run_all(
 ) -> Run:
     """Run every case and return the results in the order of ``cases``.
 
-    Single-connection cases run ``options.jobs`` at a time; scenarios run one by one
-    afterwards with nothing beside them. When the server dies or stops answering,
+    With ``options.jobs`` 1 the single-connection cases run first, then the
+    scenarios; above 1, the cases run ``jobs`` at a time, never two scenarios at
+    once, in the serial order. When the server dies or stops answering,
     the cases in flight are suspects: the server is restarted (``server``) and each
     suspect is replayed alone, so the one that does it gets the blame whatever
     ``jobs`` is. Under ``jobs`` > 1 every case that did not pass is replayed alone
@@ -598,6 +598,15 @@ def run_all(
     supervisor = _Supervisor(cases, target, fixtures, options, server, progress,
                              control or Control(options.budget), reproduce_at, server_log)
     return supervisor.run()
+
+
+def _next_case(pending: list[Case], active: dict[str, Case]) -> Case | None:
+    """The next case to start: the first pending one, but never two scenarios at once."""
+    busy = any(c.scenario for c in active.values())
+    for index, case in enumerate(pending):
+        if not (busy and case.scenario):
+            return pending.pop(index)
+    return None
 
 
 class _Supervisor:
@@ -634,8 +643,16 @@ class _Supervisor:
     def run(self) -> Run:
         singles = [c for c in self.cases if not c.scenario]
         scenarios = [c for c in self.cases if c.scenario]
-        self._phase(singles, max(1, self.options.jobs))
-        self._phase(scenarios, 1)
+        jobs = max(1, self.options.jobs)
+        if jobs == 1:
+            self._phase(singles, 1)
+            self._phase(scenarios, 1)
+        else:
+            # One scenario at a time, beside the single cases: a scenario's clients
+            # wait more than they work. The cases start in the serial order, so that a
+            # server that stops answering for good stops the same cases as a serial
+            # run; any case that did not pass is replayed alone at the end.
+            self._phase(singles + scenarios, jobs)
         for case in self.cases:
             if case.id not in self.results:
                 self._record(self._not_run(case))
@@ -658,7 +675,7 @@ class _Supervisor:
         return bool(self.fatal) or self.failed_fast or self.control.stopped()
 
     def _phase(self, cases: list[Case], jobs: int) -> None:
-        pending = deque(cases)
+        pending = list(cases)
         active: dict[str, Case] = {}
         done: queue.Queue = queue.Queue()
         suspects: list[Case] = []  # cases to replay alone once nothing is in flight
@@ -669,8 +686,10 @@ class _Supervisor:
         while pending or active:
             if self._halted() and (self.control.interrupted or not active):
                 return
-            while pending and len(active) < jobs and not trouble and not self._halted():
-                case = pending.popleft()
+            while len(active) < jobs and not trouble and not self._halted():
+                case = _next_case(pending, active)
+                if case is None:
+                    break
                 untouched = case.id if self.fresh and not active else ""
                 self.fresh = False
                 active[case.id] = case

@@ -1,4 +1,4 @@
-"""The watchdog's limits learn from what the server has shown (pure: no sockets)."""
+"""How the runner bounds its waits: the watchdog learns from the server (pure: no sockets)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,4 @@ def test_a_server_that_answers_the_probe_as_often_keeps_the_full_limits():
 
 def test_the_limit_scales_with_the_timeout_scale():
     assert StallWatch(3.0).limit() == 3.0 * StallWatch.FULL
+
