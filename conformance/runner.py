@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Protocol
 from . import causes, escape, match
 from .model import Case, Connection, Part, Result
 from .parse import parse_response
-from .wire import HEAD_KEEP, CloseGrace, EventBoard, Target, play
+from .wire import HEAD_KEEP, CloseGrace, EventBoard, Tally, Target, play
 
 __all__ = [
     "Options", "Server", "Attempt", "Control", "Run", "NOT_RUN",
@@ -246,8 +246,7 @@ class StallWatch:
     the watchdog waits only ``LEARNED`` seconds (and the probe as long). A correct
     server never teaches it: it answers the probe, or is never silent that long.
     Only a server that answers between the two limits could be judged differently
-    by the order cases ran in. Shared by the threads of a run; the lock guards the
-    counts.
+    by the order cases ran in. Shared by the threads of a run.
     """
 
     FULL = STALL_LIMIT
@@ -256,13 +255,10 @@ class StallWatch:
 
     def __init__(self, scale: float = 1.0):
         self.scale = scale
-        self._stuck = 0
-        self._answered = 0
-        self._lock = threading.Lock()
+        self._tally = Tally()
 
     def _learned(self) -> bool:
-        with self._lock:
-            return self._stuck >= self.LEARN_AFTER and self._stuck > self._answered
+        return self._tally.shows(self.LEARN_AFTER, ratio=1)
 
     def limit(self) -> float:
         return (self.LEARNED if self._learned() else self.FULL) * self.scale
@@ -272,11 +268,7 @@ class StallWatch:
         return self.LEARNED if self._learned() else PROBE_TIMEOUT
 
     def record(self, answered: bool) -> None:
-        with self._lock:
-            if answered:
-                self._answered += 1
-            else:
-                self._stuck += 1
+        self._tally.record(against=not answered)
 
 
 def _watch(case: Case, board: EventBoard, finished: threading.Event, target: Target, fixtures,

@@ -313,6 +313,32 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(readable)
 
 
+class Tally:
+    """Evidence for and against a server habit, counted by the threads of a run.
+
+    ``shows(after, ratio)``: at least ``after`` observations against, and more than
+    ``ratio`` times as many as for (``ratio=None``: none for at all).
+    """
+
+    def __init__(self):
+        self._against = 0
+        self._for = 0
+        self._lock = threading.Lock()
+
+    def record(self, against: bool) -> None:
+        with self._lock:
+            if against:
+                self._against += 1
+            else:
+                self._for += 1
+
+    def shows(self, after: int, ratio: float | None) -> bool:
+        with self._lock:
+            if self._against < after:
+                return False
+            return not self._for if ratio is None else self._against > ratio * self._for
+
+
 class CloseGrace:
     """How long a complete response may stay open before the runner stops reading.
 
@@ -324,7 +350,7 @@ class CloseGrace:
     open and none was closed, ``NEVER``. (Many such servers close on some error paths
     and not after a file, so a streak would never form.) Only a server that closes
     between two graces could be judged differently by the order cases ran in.
-    Shared by the threads of a run; the lock guards the counts.
+    Shared by the threads of a run.
     """
 
     FULL = 1.0
@@ -335,25 +361,20 @@ class CloseGrace:
     NEVER = 0.01
     NEVER_AFTER = 10
 
-    def __init__(self, scale: float = 1.0):
-        self.scale = scale
-        self._open = 0
-        self._closed = 0
-        self._lock = threading.Lock()
-
     # Once learned, a response that only a close can end (a Simple-Response, or no
     # Content-Length) is over when no byte came for this long: the close it waits
     # for is the one this server does not make.
     IDLE = 0.5
 
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self._tally = Tally()
+
     def _learned(self) -> bool:
-        with self._lock:
-            return self._open >= self.LEARN_AFTER and self._open > 2 * self._closed
+        return self._tally.shows(self.LEARN_AFTER, ratio=2)
 
     def seconds(self) -> float:
-        with self._lock:
-            never = self._open >= self.NEVER_AFTER and not self._closed
-        if never:
+        if self._tally.shows(self.NEVER_AFTER, ratio=None):
             return self.NEVER * self.scale
         return (self.LEARNED if self._learned() else self.FULL) * self.scale
 
@@ -362,11 +383,7 @@ class CloseGrace:
         return self.IDLE * self.scale if self._learned() else None
 
     def record(self, closed: bool) -> None:
-        with self._lock:
-            if closed:
-                self._closed += 1
-            else:
-                self._open += 1
+        self._tally.record(against=not closed)
 
 
 def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard,
