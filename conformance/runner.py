@@ -177,6 +177,7 @@ class Attempt:
     silent: bool = False  # no connection got a byte, and one waited or was refused
     alive_after: str | None = None  # the liveness finding, when the case asks for one
     log_lines: list[str] = field(default_factory=list)
+    log_mark: int = 0  # where the server's log stood when the case began
 
 
 def keep_limit(conn: Connection, fixtures) -> int:
@@ -455,6 +456,9 @@ SETTLE = 0.3
 # How long a server that stopped answering may take to be seen as exited.
 EXIT_GRACE = 2.0
 
+# How long a dead server's output may take to be read to its end (see ServerLog.drained).
+LOG_DRAIN = 1.0
+
 # How long a connection closed without a byte waits for the server's exit to show.
 DEATH_WAIT = 0.3
 
@@ -728,6 +732,7 @@ class _Supervisor:
             result = self._not_run(case, f"the runner failed on this case: {type(exc).__name__}: {exc}")
             attempt = Attempt(result, [])
         if self.log:
+            attempt.log_mark = mark
             attempt.log_lines = self.log.lines(mark)
         return attempt
 
@@ -828,6 +833,10 @@ class _Supervisor:
 
     def _settle_alone(self, case: Case, attempt: Attempt, trouble: str, fresh: bool) -> None:
         """Record a case that ran alone, blamed for the trouble it made, and bring the server back."""
+        if trouble == "died" and self.log:
+            # The dying server's last words (its traceback) may still be in the pipe.
+            self.log.drained(LOG_DRAIN * self.options.timeout_scale)
+            attempt.log_lines = self.log.lines(attempt.log_mark)
         result = self._finish(attempt)
         if trouble == "died":
             _blame_death(result, self.server.exit_status(), alone=True)

@@ -154,11 +154,27 @@ class ServerLog:
         self.dropped = 0
         self._data = bytearray()
         self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
 
     def follow(self, fd: int) -> threading.Thread:
         thread = threading.Thread(target=self._drain, args=(fd,), name="server-log", daemon=True)
+        self._reader = thread
         thread.start()
         return thread
+
+    def drained(self, timeout: float) -> bool:
+        """Wait until the pipe of the server that last started is read to its end.
+
+        Why: a process that dies on a request writes its traceback as it exits, and
+        the reader thread may not have read it yet when the runner sees the exit; the
+        blamed case must quote it. The end comes once every process holding the pipe
+        has exited, so a child left behind costs ``timeout`` and no more.
+        """
+        reader = self._reader
+        if reader is None:
+            return True
+        reader.join(timeout)
+        return not reader.is_alive()
 
     def _drain(self, fd: int) -> None:
         try:

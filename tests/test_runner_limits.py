@@ -1,6 +1,9 @@
-"""How the runner bounds its waits: the watchdog learns from the server (pure: no sockets)."""
+"""How the runner bounds its waits: the watchdog learns from the server, the dead server's
+log is read to its end (no sockets)."""
 
 from __future__ import annotations
+
+import os
 
 from conformance.runner import PROBE_TIMEOUT, StallWatch
 
@@ -24,3 +27,26 @@ def test_a_server_that_answers_the_probe_as_often_keeps_the_full_limits():
 def test_the_limit_scales_with_the_timeout_scale():
     assert StallWatch(3.0).limit() == 3.0 * StallWatch.FULL
 
+
+
+# -- the dying server's last words are read before its case is blamed ------------------------
+
+
+def test_the_log_is_drained_once_every_writer_has_closed_the_pipe():
+    from conformance.spawn import ServerLog
+
+    log = ServerLog()
+    read_end, write_end = os.pipe()
+    log.follow(read_end)
+    os.write(write_end, b"Traceback (most recent call last):\n")
+    assert not log.drained(0.05)  # a writer still holds the pipe: bounded, not ended
+    os.write(write_end, b"IndexError: list index out of range\n")
+    os.close(write_end)
+    assert log.drained(5)
+    assert log.lines(0) == ["Traceback (most recent call last):", "IndexError: list index out of range"]
+
+
+def test_a_log_that_never_followed_a_pipe_is_drained():
+    from conformance.spawn import ServerLog
+
+    assert ServerLog().drained(0)
