@@ -38,9 +38,9 @@ a thread costs more than serving a small file, so pool is the faster. Measured w
 in docs/benchmarks.md):
 
     requests/s (p99 ms)     ab -c 16        ab -c 128
-    pool                    6907 (12.5)     7532 (71)
-    spawn                   2830 (16)       3430 (69)
-    ThreadingHTTPServer     1604 (12.8)     1685 (11.5)
+    pool                    10178 (10.8)    9597 (44)
+    spawn                   3324 (11.5)     3334 (77)
+    ThreadingHTTPServer     1634 (12.0)     1326 (21)
 
 ThreadingHTTPServer listens with a backlog of 5, so at -c 128 the kernel can drop
 connection attempts, which then wait seconds for retransmission; this server listens
