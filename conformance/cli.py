@@ -332,6 +332,10 @@ class _Stopper:
             signal.signal(sig, signal.SIG_IGN)
 
     def __exit__(self, *exc) -> None:
+        if self.signum:
+            # The run is ending on a signal: a second Ctrl-C a moment after the report
+            # is written must not turn the exit status into a KeyboardInterrupt.
+            return
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 

@@ -274,6 +274,11 @@ BODYLESS_STATUS = frozenset({204, 304})
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*([0-9]{1,18})[ \t]*\r?$")
 
 
+def is_simple_response(data: bytes) -> bool:
+    """Whether the first bytes of a response already rule out a status line (HTTP/0.9)."""
+    return bool(data) and not b"HTTP/".startswith(bytes(data[:5]))
+
+
 def framed_length(data: bytes, method: str) -> int | None:
     """How many bytes make the whole response, when its own framing says so.
 

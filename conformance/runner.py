@@ -12,14 +12,13 @@ import queue
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from . import causes, escape, match
 from .model import Case, Connection, Part, Result
 from .parse import parse_response
-from .wire import HEAD_KEEP, CloseGrace, EventBoard, Target, play
+from .wire import HEAD_KEEP, CloseGrace, EventBoard, Tally, Target, play
 
 __all__ = [
     "Options", "Server", "Attempt", "Control", "Run", "NOT_RUN",
@@ -59,10 +58,14 @@ def canary_request(fixtures, timeout: float = 5.0) -> Connection:
     return Connection(name="canary", parts=(Part(data=request),), timeout=timeout)
 
 
-def _ask_canary(target: Target, fixtures, scale: float, grace: CloseGrace | None = None,
-                timeout: float = 5.0):
+# The canary needs its bytes, not the close: it stops reading once its response is
+# complete by its framing, and teaches the run's close grace nothing.
+_NO_GRACE = 0.0
+
+
+def _ask_canary(target: Target, fixtures, scale: float, timeout: float = 5.0):
     conn = canary_request(fixtures, timeout=timeout)
-    obs = play(conn, target, EventBoard([conn.name]), scale, grace)
+    obs = play(conn, target, EventBoard([conn.name]), scale, CloseGrace(_NO_GRACE))
     return obs, fixtures.canary_data in obs.received
 
 
@@ -192,7 +195,8 @@ def keep_limit(conn: Connection, fixtures) -> int:
     return HEAD_KEEP + want + (64 * 1024 if want else 0)
 
 
-def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtures) -> tuple[list, EventBoard]:
+def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtures,
+              stall: StallWatch) -> tuple[list, EventBoard]:
     board = EventBoard([c.name for c in case.connections])
     observations: list = [None] * len(case.connections)
     left = [len(case.connections)]
@@ -218,7 +222,7 @@ def _play_all(case: Case, target: Target, scale: float, grace: CloseGrace, fixtu
     # scheduling on a loaded machine.
     limit = max(c.timeout for c in case.connections) * scale * 2 + 5
     stop = time.monotonic() + limit
-    _watch(case, board, finished, target, fixtures, scale, stop)
+    _watch(case, board, finished, target, fixtures, scale, stop, stall)
     for thread in threads:
         thread.join(max(0.0, stop - time.monotonic()))
     return observations, board
@@ -232,8 +236,43 @@ STALL_LIMIT = 2.0
 WATCH_EVERY = 0.1
 
 
+class StallWatch:
+    """How long the watchdog lets a connection wait for its first byte, and its probe's deadline.
+
+    A server that serves one client at a time makes every concurrency case wait for
+    the watchdog: ``FULL`` seconds of silence, then a probe of ``PROBE_TIMEOUT``.
+    Once the probe has found the server answering nobody ``LEARN_AFTER`` times, and
+    more often than it found it answering, the server has shown what it does, and
+    the watchdog waits only ``LEARNED`` seconds (and the probe as long). A correct
+    server never teaches it: it answers the probe, or is never silent that long.
+    Only a server that answers between the two limits could be judged differently
+    by the order cases ran in. Shared by the threads of a run.
+    """
+
+    FULL = STALL_LIMIT
+    LEARNED = 0.5
+    LEARN_AFTER = 2
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self._tally = Tally()
+
+    def _learned(self) -> bool:
+        return self._tally.shows(self.LEARN_AFTER, ratio=1)
+
+    def limit(self) -> float:
+        return (self.LEARNED if self._learned() else self.FULL) * self.scale
+
+    def probe_timeout(self) -> float:
+        """Unscaled, as ``_probe`` scales it."""
+        return self.LEARNED if self._learned() else PROBE_TIMEOUT
+
+    def record(self, answered: bool) -> None:
+        self._tally.record(against=not answered)
+
+
 def _watch(case: Case, board: EventBoard, finished: threading.Event, target: Target, fixtures,
-           scale: float, stop: float) -> None:
+           scale: float, stop: float, stall: StallWatch) -> None:
     """The watchdog of a case: end it early when the server answers nobody at all."""
     # Who holds: a client that keeps back part of its request, or one that stops
     # reading at its read gate after the first byte.
@@ -246,10 +285,11 @@ def _watch(case: Case, board: EventBoard, finished: threading.Event, target: Tar
     while not finished.wait(WATCH_EVERY) and time.monotonic() < stop:
         events = board.snapshot()
         now = board.now()
+        limit = stall.limit()
         waiting = [
             n for n in board.names
             if f"{n}.sent" in events and f"{n}.first_byte" not in events and f"{n}.done" not in events
-            and now - events[f"{n}.sent"] > STALL_LIMIT * scale
+            and now - events[f"{n}.sent"] > limit
         ]
         if not waiting:
             continue
@@ -259,11 +299,13 @@ def _watch(case: Case, board: EventBoard, finished: threading.Event, target: Tar
                 or (base(n) in readers and f"{n}.first_byte" in events))
             for n in board.names
         )
-        if not _probe(target, fixtures, scale):
+        answered = _probe(target, fixtures, scale, timeout=stall.probe_timeout())
+        stall.record(answered)
+        if not answered:
             while_ = "while a client held its request back, " if holding else ""
             board.abort(
                 f"stopped after {now:.1f} s: {while_}{waiting[0]} got no byte for "
-                f"{STALL_LIMIT * scale:.1f} s and a new connection got no answer either: the server "
+                f"{limit:.1f} s and a new connection got no answer either: the server "
                 + ("answers nobody while one client stalls" if holding else "answers nobody")
             )
         return
@@ -274,16 +316,19 @@ def _describe(name: str, text: str, scenario: bool) -> str:
 
 
 def attempt_case(case: Case, target: Target, fixtures, options: Options,
-                 grace: CloseGrace | None = None, reproduce_at: Target | None = None) -> Attempt:
+                 grace: CloseGrace | None = None, reproduce_at: Target | None = None,
+                 stall: StallWatch | None = None) -> Attempt:
     """Play one case and judge it, with no thought of the server's health; never raises.
 
     Args:
         grace: the run's close grace (shared so that it learns); a fresh one if None.
         reproduce_at: the address reproducers name (the port a person will use).
+        stall: the run's watchdog limits (shared so that they learn); fresh if None.
     """
     started = time.monotonic()
     grace = grace or CloseGrace(options.timeout_scale)
-    observations, board = _play_all(case, target, options.timeout_scale, grace, fixtures)
+    stall = stall or StallWatch(options.timeout_scale)
+    observations, board = _play_all(case, target, options.timeout_scale, grace, fixtures, stall)
     raws, findings, expected, actual = [], [], [], []
     for conn, obs in zip(case.connections, observations):
         if obs is None:
@@ -324,7 +369,10 @@ def attempt_case(case: Case, target: Target, fixtures, options: Options,
             # The client hung up early: give the server the moment it needs to run
             # into the broken connection before asking whether it survived.
             time.sleep(SETTLE * options.timeout_scale)
-        alive = _liveness(target, fixtures, options.timeout_scale, grace)
+        # The watchdog has just seen the server answer nobody: whether it recovers
+        # once those clients are gone needs no more than a probe's deadline.
+        timeout = stall.probe_timeout() if board.aborted else LIVENESS_TIMEOUT
+        alive = _liveness(target, fixtures, options.timeout_scale, timeout)
         if alive:
             verdict = "fail"
             findings.insert(0, alive)
@@ -425,17 +473,21 @@ def _death(server: Server | None, suspect: bool) -> int | None:
 # case may hold a one-at-a-time server for a moment, which is that case's doing.
 LIVENESS_TRIES = 3
 LIVENESS_PAUSE = 0.5
+# A correct server answers the canary in milliseconds. A slow answer that misses this
+# costs a restart and a replay alone, not a wrong verdict; waiting longer would cost
+# every case that starves a server of descriptors as much.
+LIVENESS_TIMEOUT = 2.0
 
 # The quick question "does anyone get an answer?" after a silent case: one canary
 # with this deadline (a correct server answers it in milliseconds).
 PROBE_TIMEOUT = 1.0
 
 
-def _liveness(target: Target, fixtures, scale: float, grace: CloseGrace | None = None) -> str | None:
+def _liveness(target: Target, fixtures, scale: float, timeout: float = LIVENESS_TIMEOUT) -> str | None:
     for attempt in range(LIVENESS_TRIES):
         if attempt:
             time.sleep(LIVENESS_PAUSE * scale)
-        obs, served = _ask_canary(target, fixtures, scale, grace)
+        obs, served = _ask_canary(target, fixtures, scale, timeout=timeout)
         if served:
             return None
         if obs.end in ("timeout", "refused") and not obs.received:
@@ -449,8 +501,8 @@ def _liveness(target: Target, fixtures, scale: float, grace: CloseGrace | None =
     )
 
 
-def _probe(target: Target, fixtures, scale: float, grace: CloseGrace | None = None) -> bool:
-    return _ask_canary(target, fixtures, scale, grace, timeout=PROBE_TIMEOUT)[1]
+def _probe(target: Target, fixtures, scale: float, timeout: float = PROBE_TIMEOUT) -> bool:
+    return _ask_canary(target, fixtures, scale, timeout=timeout)[1]
 
 
 def _is_must_failure(result: Result) -> bool:
@@ -518,8 +570,9 @@ def run_all(
 ) -> Run:
     """Run every case and return the results in the order of ``cases``.
 
-    Single-connection cases run ``options.jobs`` at a time; scenarios run one by one
-    afterwards with nothing beside them. When the server dies or stops answering,
+    With ``options.jobs`` 1 the single-connection cases run first, then the
+    scenarios; above 1, the cases run ``jobs`` at a time, never two scenarios at
+    once, in the serial order. When the server dies or stops answering,
     the cases in flight are suspects: the server is restarted (``server``) and each
     suspect is replayed alone, so the one that does it gets the blame whatever
     ``jobs`` is. Under ``jobs`` > 1 every case that did not pass is replayed alone
@@ -537,6 +590,15 @@ def run_all(
     supervisor = _Supervisor(cases, target, fixtures, options, server, progress,
                              control or Control(options.budget), reproduce_at, server_log)
     return supervisor.run()
+
+
+def _next_case(pending: list[Case], active: dict[str, Case]) -> Case | None:
+    """The next case to start: the first pending one, but never two scenarios at once."""
+    busy = any(c.scenario for c in active.values())
+    for index, case in enumerate(pending):
+        if not (busy and case.scenario):
+            return pending.pop(index)
+    return None
 
 
 class _Supervisor:
@@ -559,6 +621,7 @@ class _Supervisor:
         self.reproduce_at = reproduce_at
         self.log = log
         self.grace = CloseGrace(options.timeout_scale)
+        self.stall = StallWatch(options.timeout_scale)
         self.results: dict[str, Result] = {}
         self.notes: list[str] = []
         self.fatal = ""  # why the remaining cases cannot run
@@ -572,8 +635,16 @@ class _Supervisor:
     def run(self) -> Run:
         singles = [c for c in self.cases if not c.scenario]
         scenarios = [c for c in self.cases if c.scenario]
-        self._phase(singles, max(1, self.options.jobs))
-        self._phase(scenarios, 1)
+        jobs = max(1, self.options.jobs)
+        if jobs == 1:
+            self._phase(singles, 1)
+            self._phase(scenarios, 1)
+        else:
+            # One scenario at a time, beside the single cases: a scenario's clients
+            # wait more than they work. The cases start in the serial order, so that a
+            # server that stops answering for good stops the same cases as a serial
+            # run; any case that did not pass is replayed alone at the end.
+            self._phase(singles + scenarios, jobs)
         for case in self.cases:
             if case.id not in self.results:
                 self._record(self._not_run(case))
@@ -596,18 +667,23 @@ class _Supervisor:
         return bool(self.fatal) or self.failed_fast or self.control.stopped()
 
     def _phase(self, cases: list[Case], jobs: int) -> None:
-        pending = deque(cases)
+        pending = list(cases)
         active: dict[str, Case] = {}
         done: queue.Queue = queue.Queue()
         suspects: list[Case] = []  # cases to replay alone once nothing is in flight
         deferred: list[Case] = []  # under --jobs, cases that did not pass, replayed at the end
         trouble = ""
         probed_alone = False
+        untouched = ""  # the case running alone on a server nothing else has touched since its start
         while pending or active:
             if self._halted() and (self.control.interrupted or not active):
                 return
-            while pending and len(active) < jobs and not trouble and not self._halted():
-                case = pending.popleft()
+            while len(active) < jobs and not trouble and not self._halted():
+                case = _next_case(pending, active)
+                if case is None:
+                    break
+                untouched = case.id if self.fresh and not active else ""
+                self.fresh = False
                 active[case.id] = case
                 self._start(case, done)
             try:
@@ -621,7 +697,11 @@ class _Supervisor:
                 # A probe that failed with nothing else in flight has already shown
                 # that the server is not merely busy with another case.
                 probed_alone = not active
-            if trouble and (result.verdict != "pass" or not suspects):
+            if trouble and case.id == untouched and not suspects and not active:
+                # Replaying it alone on a fresh server would play it again exactly so.
+                self._settle_alone(case, attempt, trouble, fresh=True)
+                trouble = ""
+            elif trouble and (result.verdict != "pass" or not suspects):
                 suspects.append(case)  # in flight when the server went wrong
             elif result.verdict != "pass" and jobs > 1:
                 deferred.append(case)  # may have been disturbed by its neighbours
@@ -642,7 +722,8 @@ class _Supervisor:
     def _attempt(self, case: Case) -> Attempt:
         mark = self.log.mark() if self.log else 0
         try:
-            attempt = attempt_case(case, self.target, self.fixtures, self.options, self.grace, self.reproduce_at)
+            attempt = attempt_case(case, self.target, self.fixtures, self.options, self.grace,
+                                   self.reproduce_at, self.stall)
         except Exception as exc:  # a bug of ours must cost one case, not the run
             result = self._not_run(case, f"the runner failed on this case: {type(exc).__name__}: {exc}")
             attempt = Attempt(result, [])
@@ -711,9 +792,15 @@ class _Supervisor:
         if attempt.silent or attempt.result.verdict == "error":
             if self.server is not None and self.server.wait_exit(0.2) is not None:
                 return "died"
-            if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+            if not self._quick_probe():
                 return "stuck"
         return ""
+
+    def _quick_probe(self) -> bool:
+        # The full deadline even when the watchdog has learned a shorter one: a
+        # server still busy with the clients a case left behind must not cost a
+        # restart and a replay.
+        return _probe(self.target, self.fixtures, self.options.timeout_scale)
 
     def _recover(self, trouble: str, suspects: list[Case], probed_alone: bool = False) -> None:
         """Bring the server back, then replay each suspect alone to see which one does it."""
@@ -733,28 +820,31 @@ class _Supervisor:
                 return
             if self.log:
                 self.log.add(f"[conformance: replaying {case.id} alone]\n".encode())
+            fresh, self.fresh = self.fresh, False
             attempt = self._wait(case)
             if attempt is None:
                 return
-            fresh, self.fresh = self.fresh, False
-            result = self._finish(attempt)
-            trouble = self._trouble_after_replay(case, attempt)
-            if trouble == "died":
-                _blame_death(result, self.server.exit_status(), alone=True)
-            elif trouble == "stuck":
-                _blame_silence(result, PROBE_TIMEOUT * self.options.timeout_scale)
-            self._record(result)
-            if not trouble:
-                self.stuck_streak = 0
-                continue
-            self.stuck_streak = self.stuck_streak + 1 if fresh and trouble == "stuck" else 0
-            if self.stuck_streak >= STUCK_STREAK:
-                self.fatal = (
-                    f"{NOT_RUN}: the server stops answering after a request or two, even right "
-                    f"after a restart (the last time during {case.id})"
-                )
-            else:
-                self._bring_back(trouble, case.id, busy_checked=True)
+            self._settle_alone(case, attempt, self._trouble_after_replay(case, attempt), fresh)
+
+    def _settle_alone(self, case: Case, attempt: Attempt, trouble: str, fresh: bool) -> None:
+        """Record a case that ran alone, blamed for the trouble it made, and bring the server back."""
+        result = self._finish(attempt)
+        if trouble == "died":
+            _blame_death(result, self.server.exit_status(), alone=True)
+        elif trouble == "stuck":
+            _blame_silence(result, PROBE_TIMEOUT * self.options.timeout_scale)
+        self._record(result)
+        if not trouble:
+            self.stuck_streak = 0
+            return
+        self.stuck_streak = self.stuck_streak + 1 if fresh and trouble == "stuck" else 0
+        if self.stuck_streak >= STUCK_STREAK:
+            self.fatal = (
+                f"{NOT_RUN}: the server stops answering after a request or two, even right "
+                f"after a restart (the last time during {case.id})"
+            )
+        else:
+            self._bring_back(trouble, case.id, busy_checked=True)
 
     def _trouble_after_replay(self, case: Case, attempt: Attempt) -> str:
         if self.server is not None:
@@ -765,7 +855,7 @@ class _Supervisor:
         if attempt.alive_after is not None or attempt.silent:
             if self.server is not None and self.server.wait_exit(0.2) is not None:
                 return "died"
-            if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+            if not self._quick_probe():
                 return "stuck"
         return ""
 
@@ -777,7 +867,7 @@ class _Supervisor:
                 the server is not just busy with a neighbour: do not ask again.
         """
         if trouble == "stuck" and not busy_checked and _probe(
-                self.target, self.fixtures, self.options.timeout_scale, self.grace):
+                self.target, self.fixtures, self.options.timeout_scale):
             if not self.said_busy:
                 self.said_busy = True
                 self.notes.append(
@@ -802,7 +892,7 @@ class _Supervisor:
         except SpawnError as exc:
             self.fatal = f"{NOT_RUN}: the server could not be started again after {after}: {exc}"
             return False
-        if not _probe(self.target, self.fixtures, self.options.timeout_scale, self.grace):
+        if not _probe(self.target, self.fixtures, self.options.timeout_scale):
             self.fatal = (
                 f"{NOT_RUN}: restarted after {after}, the server did not answer "
                 f"GET /{self.fixtures.canary_path}"

@@ -12,12 +12,13 @@ import errno
 import fnmatch
 import select
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
 
 from .model import Connection, Observation
-from .parse import framed_length, request_method
+from .parse import framed_length, is_simple_response, request_method
 
 __all__ = ["Target", "EventBoard", "CloseGrace", "play", "send_part", "MAX_KEEP", "HEAD_KEEP"]
 
@@ -146,8 +147,20 @@ class EventBoard:
                 self._cond.wait(min(remaining, 0.5))
 
 
+# SO_LINGER on, 0 seconds: close() resets the connection instead of ending it.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+
+
 def _shutdown(sock: socket.socket) -> None:
+    """End a connection the runner gives up on: wake our reader now, reset it at close.
+
+    A plain close leaves a server that is blocked sending into our full window
+    waiting for its zero-window probes to meet the closed socket, which takes
+    seconds of back-off; a one-client-at-a-time server then answers nobody for
+    that long after the case. The reset frees it at once.
+    """
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
@@ -300,6 +313,32 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(readable)
 
 
+class Tally:
+    """Evidence for and against a server habit, counted by the threads of a run.
+
+    ``shows(after, ratio)``: at least ``after`` observations against, and more than
+    ``ratio`` times as many as for (``ratio=None``: none for at all).
+    """
+
+    def __init__(self):
+        self._against = 0
+        self._for = 0
+        self._lock = threading.Lock()
+
+    def record(self, against: bool) -> None:
+        with self._lock:
+            if against:
+                self._against += 1
+            else:
+                self._for += 1
+
+    def shows(self, after: int, ratio: float | None) -> bool:
+        with self._lock:
+            if self._against < after:
+                return False
+            return not self._for if ratio is None else self._against > ratio * self._for
+
+
 class CloseGrace:
     """How long a complete response may stay open before the runner stops reading.
 
@@ -307,33 +346,44 @@ class CloseGrace:
     the last byte. A server that never closes would otherwise cost every case its
     whole timeout; with the grace it costs ``FULL`` seconds, and once at least
     ``LEARN_AFTER`` complete responses stayed open, and more than twice as many as
-    were closed within the grace, only ``LEARNED`` seconds. (Many such servers close
-    on some error paths and not after a file, so a streak would never form.) Only a
-    server that closes between the two graces could be judged differently by the
-    order cases ran in. Shared by the threads of a run; the lock guards the counts.
+    were closed within the grace, only ``LEARNED`` seconds; once ``NEVER_AFTER`` stayed
+    open and none was closed, ``NEVER``. (Many such servers close on some error paths
+    and not after a file, so a streak would never form.) Only a server that closes
+    between two graces could be judged differently by the order cases ran in.
+    Shared by the threads of a run.
     """
 
     FULL = 1.0
     LEARNED = 0.05
     LEARN_AFTER = 3
+    # A server that has left this many complete responses open and closed none
+    # (it leaks every socket) gets only a moment: its close is not late, it is absent.
+    NEVER = 0.01
+    NEVER_AFTER = 10
+
+    # Once learned, a response that only a close can end (a Simple-Response, or no
+    # Content-Length) is over when no byte came for this long: the close it waits
+    # for is the one this server does not make.
+    IDLE = 0.5
 
     def __init__(self, scale: float = 1.0):
         self.scale = scale
-        self._open = 0
-        self._closed = 0
-        self._lock = threading.Lock()
+        self._tally = Tally()
+
+    def _learned(self) -> bool:
+        return self._tally.shows(self.LEARN_AFTER, ratio=2)
 
     def seconds(self) -> float:
-        with self._lock:
-            learned = self._open >= self.LEARN_AFTER and self._open > 2 * self._closed
-        return (self.LEARNED if learned else self.FULL) * self.scale
+        if self._tally.shows(self.NEVER_AFTER, ratio=None):
+            return self.NEVER * self.scale
+        return (self.LEARNED if self._learned() else self.FULL) * self.scale
+
+    def idle(self) -> float | None:
+        """How long an unframed response may pause before it counts as ended; None: until the deadline."""
+        return self.IDLE * self.scale if self._learned() else None
 
     def record(self, closed: bool) -> None:
-        with self._lock:
-            if closed:
-                self._closed += 1
-            else:
-                self._open += 1
+        self._tally.record(against=not closed)
 
 
 def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: EventBoard,
@@ -346,6 +396,8 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
     method = request_method(obs.sent)
     framed: int | None = None  # total length the response's framing announces
     head_seen = False
+    by_close = False  # only the server's close can end this response
+    may_idle = want is None and not gated
     complete = False
     until = deadline
     try:
@@ -389,7 +441,10 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
                 break
             if not head_seen and len(received) == total:
                 framed = framed_length(bytes(received), method)
-                head_seen = framed is not None or _head_ended(received)
+                head_seen = framed is not None or _head_ended(received) or is_simple_response(received)
+                by_close = head_seen and framed is None
+            if by_close and may_idle and (idle := grace.idle()) is not None:
+                until = min(deadline, time.monotonic() + idle)
             if not complete and framed is not None and total >= framed:
                 complete = True
                 board.emit(conn.name, "complete")

@@ -23,7 +23,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from student_helpers import processes_with
+from student_helpers import children_of, processes_with
 
 REPO = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
@@ -275,7 +275,12 @@ def test_an_interrupted_run_writes_a_valid_incomplete_report(tmp_path, sig):
          "--format", "json", "-o", str(out), "-q"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(4)
+        # Signal once the run is under way (its server started), not at a fixed
+        # time a loaded machine may not have reached.
+        deadline = time.monotonic() + 30
+        while not children_of(runner.pid) and runner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(4)  # some cases done: the sequential server's run takes over 20 s
         runner.send_signal(sig)
         # A second signal while the report is being written must not cut it short.
         time.sleep(0.05)
@@ -292,3 +297,21 @@ def test_an_interrupted_run_writes_a_valid_incomplete_report(tmp_path, sig):
     done = [r for r in doc["results"] if not r["reason"].startswith("not run")]
     assert done, "the cases run before the signal are in the report"
     assert not (tmp_path / "report.json.partial").exists()
+
+
+def test_a_case_that_kills_a_fresh_server_is_not_replayed():
+    # Each of these kills a server that dies when a client vanishes. The first ran on
+    # a server other cases had used, so it is replayed alone on a fresh one; the
+    # others ran alone on a server just restarted, which is what a replay would do.
+    selection = ids("lab/get-text-file", "robustness/client-closes-mid-headers",
+                    "robustness/client-never-reads-large-file", "robustness/client-reads-1-kib-of-large-file")
+    proc = conformance("--spawn", STUDENT + " --defect dies-on-disconnect", *selection,
+                       "--format", "json", "-q")
+    doc = report(proc)
+    results = by_id(doc)
+    crashed = [r for r in results.values() if r["id"] != "lab/get-text-file"]
+    assert all(r["verdict"] == "fail" and r["cause"] == "crash" for r in crashed), crashed
+    assert results["lab/get-text-file"]["verdict"] == "pass"
+    log = Path(doc["run"]["server_log"]).read_text()
+    assert log.count("replaying") == 1, log
+    assert doc["run"]["notes"] == ["the server was restarted 4 times during the run"]

@@ -354,7 +354,7 @@ def test_request_method_never_raises(data):
 
 # --- framed_length: when a response is complete by its own framing -------------------
 
-from conformance.parse import framed_length  # noqa: E402
+from conformance.parse import framed_length, is_simple_response  # noqa: E402
 
 FRAMED = [
     (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", 40),
@@ -382,3 +382,15 @@ def test_framed_length_never_claims_completeness_early(data, method, length):
     for end in range(len(data)):
         got = framed_length(data[:end], method)
         assert got is None or got == length
+
+
+@pytest.mark.parametrize("data, simple", [
+    (b"hello\n", True),        # an HTTP/0.9 answer: no status line can follow
+    (b"<html>", True),
+    (b"x", True),
+    (b"HTT", False),           # could still become a status line
+    (b"HTTP/1.0 200 OK", False),
+    (b"", False),              # nothing yet
+])
+def test_is_simple_response(data, simple):
+    assert is_simple_response(data) == simple

@@ -136,6 +136,60 @@ def test_the_grace_shortens_once_a_server_shows_it_never_closes():
     assert grace.seconds() == CloseGrace.FULL
 
 
+def test_the_grace_is_a_moment_once_a_server_has_closed_nothing():
+    grace = CloseGrace(1.0)
+    for _ in range(CloseGrace.NEVER_AFTER):
+        grace.record(False)
+    assert grace.seconds() == CloseGrace.NEVER
+    grace.record(True)  # it does close, sometimes: the close may just be late
+    assert grace.seconds() == CloseGrace.LEARNED
+
+
+def test_an_unframed_response_waits_for_the_close_until_the_server_shows_it_never_closes():
+    fresh = CloseGrace(1.0)
+    assert fresh.idle() is None
+    learned = CloseGrace(1.0)
+    for _ in range(CloseGrace.LEARN_AFTER):
+        learned.record(False)
+    assert learned.idle() == CloseGrace.IDLE
+
+    def script(conn):
+        conn.recv(100)
+        conn.sendall(b"a Simple-Response, ended by no close")
+        time.sleep(12)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"GET /file.txt\r\n"),), timeout=10.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), grace=learned)
+    assert obs.end == "timeout"
+    assert obs.received == b"a Simple-Response, ended by no close"
+    # Ended by the pause after the last byte, far from the 10 s deadline.
+    assert obs.events["main.done"] < 5.0
+
+
+def test_an_aborted_connection_is_reset_so_a_blocked_server_is_freed():
+    tcp_close, tcp_close_wait = 7, 8  # Linux's TCP states, first byte of TCP_INFO
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener:
+        client = socket.create_connection(listener.getsockname())
+        server_side, _ = listener.accept()
+    with server_side:
+        board = EventBoard(["main"])
+        board.register(client)
+        board.abort("the test ends it")
+        client.close()
+        # After a FIN alone the server's socket waits in CLOSE_WAIT, and a server
+        # blocked sending into a full window waits for its zero-window probes; the
+        # reset closes it at once.
+        state = tcp_close_wait
+        for _ in range(100):
+            state = server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+            if state == tcp_close:
+                break
+            time.sleep(0.05)
+        assert state == tcp_close
+
+
 def test_an_endless_body_costs_no_memory_past_the_keep_limit():
     total = 8 * 1024 * 1024
 
