@@ -584,3 +584,25 @@ def test_kept_file_rewritten_or_removed_is_served_as_it_is_now(keeping_server):
     assert get(port, "/a.txt").body == b"changed, and longer\n"
     (root / "a.txt").unlink()
     assert get(port, "/a.txt").status == 404
+
+
+# -- issue 13: parts of a request head that are remembered parse as if new -------------------
+
+
+def test_remembered_request_parts_parse_as_if_new():
+    """The request line, header block and URI are remembered (pure, bounded); a repeat
+    gives the same answer, an error is raised every time, and a part too long to be
+    remembered is still parsed."""
+    head = b"GET /a%20b.txt?q=1 HTTP/1.0\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    first, again = S.parse_request(head), S.parse_request(head)
+    assert first == again and first.path == b"/a b.txt" and first.host == "h"
+    for bad, status in ((b"GET /x HTTP/1.0\r\nBad Name: v\r\n\r\n", 400),
+                        (b"GET /x HTTP/2.0\r\n\r\n", 505),
+                        (b"GET /%zz HTTP/1.0\r\n\r\n", 400)):
+        for _ in range(2):
+            with pytest.raises(S.ProtocolError) as caught:
+                S.parse_request(bad)
+            assert caught.value.status == status, bad
+    long_value = "v" * 3000  # past the 2 KiB of a remembered header block
+    request = S.parse_request(b"GET / HTTP/1.0\r\nX-Long: " + long_value.encode() + b"\r\n\r\n")
+    assert request.header("x-long") == long_value
