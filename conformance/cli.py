@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
+from .memory import return_large_buffers
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "EXIT_TARGET", "EXIT_INCOMPLETE"]
 
@@ -781,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
               "needs. From a checkout, run 'python3 dev.py suite ...' (it sets up everything), or "
               "install the project: 'pip install .'", file=sys.stderr)
         return EXIT_USAGE
+    return_large_buffers()
     try:
         return HANDLERS[args.command](args)
     except UsageError as exc:

@@ -1,9 +1,13 @@
-"""How the runner bounds its waits: the watchdog learns from the server, the dead server's
-log is read to its end (no sockets)."""
+"""How the runner bounds its waits and its memory: the watchdog learns from the server, the
+dead server's log is read to its end, freed buffers go back (no sockets)."""
 
 from __future__ import annotations
 
 import os
+import platform
+import sys
+
+import pytest
 
 from conformance.runner import PROBE_TIMEOUT, StallWatch
 
@@ -50,3 +54,20 @@ def test_a_log_that_never_followed_a_pipe_is_drained():
     from conformance.spawn import ServerLog
 
     assert ServerLog().drained(0)
+
+
+# -- large response buffers go back to the system (tools/bench_broken.py prints the peak) -----
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the threshold is glibc's")
+def test_glibc_takes_the_fixed_mmap_threshold():
+    from conformance.memory import return_large_buffers
+
+    assert return_large_buffers() is True
+
+
+@pytest.mark.skipif(sys.platform.startswith("linux"), reason="elsewhere the call is not made")
+def test_other_systems_are_left_alone():
+    from conformance.memory import return_large_buffers
+
+    assert return_large_buffers() is False
