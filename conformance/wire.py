@@ -370,17 +370,18 @@ class CloseGrace:
         self.scale = scale
         self._tally = Tally()
 
-    def _learned(self) -> bool:
+    def learned(self) -> bool:
+        """Whether this server has shown that it leaves responses open."""
         return self._tally.shows(self.LEARN_AFTER, ratio=2)
 
     def seconds(self) -> float:
         if self._tally.shows(self.NEVER_AFTER, ratio=None):
             return self.NEVER * self.scale
-        return (self.LEARNED if self._learned() else self.FULL) * self.scale
+        return (self.LEARNED if self.learned() else self.FULL) * self.scale
 
     def idle(self) -> float | None:
         """How long an unframed response may pause before it counts as ended; None: until the deadline."""
-        return self.IDLE * self.scale if self._learned() else None
+        return self.IDLE * self.scale if self.learned() else None
 
     def record(self, closed: bool) -> None:
         self._tally.record(against=not closed)

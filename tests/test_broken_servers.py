@@ -102,6 +102,23 @@ def test_verdicts_do_not_depend_on_jobs(variant):
         assert serial[case_id]["verdict"] == "pass", serial[case_id]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("nofile", ["20", "28"])
+def test_a_descriptor_leak_gets_the_same_verdicts_at_any_jobs(nofile):
+    """The leak runs out during whichever case comes when it does, and that depends on
+    --jobs; a case that meets the exhausted server is not blamed for it. Two limits,
+    so that the exhaustion falls on different cases."""
+    spawn = STUDENT + " --defect leaks-descriptors"
+    runs = [conformance("--spawn", spawn, *SPREAD, "--format", "json", "-q", "--jobs", jobs,
+                        "--timeout-scale", "0.5", env={"STUDENT_SERVER_NOFILE": nofile})
+            for jobs in ("1", "8")]
+    serial, parallel = (by_id(report(p)) for p in runs)
+    assert {k: v["verdict"] for k, v in serial.items()} == {k: v["verdict"] for k, v in parallel.items()}
+    for results in (serial, parallel):
+        assert not [k for k, v in results.items() if v["cause"] == "stuck"], results
+        assert results["lab/get-text-file"]["cause"] == "not-closed"
+
+
 def test_a_server_that_leaks_descriptors_is_restarted_and_every_case_judged():
     # STUDENT_SERVER_NOFILE lowers the variant's `ulimit -n` so that it runs out of
     # descriptors within a few cases.
