@@ -576,7 +576,8 @@ def run_all(
 
     With ``options.jobs`` 1 the single-connection cases run first, then the
     scenarios; above 1, the cases run ``jobs`` at a time, never two scenarios at
-    once, in the serial order. When the server dies or stops answering,
+    once, each scenario as soon as the one before it ends, the other cases in the
+    serial order beside them. When the server dies or stops answering,
     the cases in flight are suspects: the server is restarted (``server``) and each
     suspect is replayed alone, so the one that does it gets the blame whatever
     ``jobs`` is. Under ``jobs`` > 1 every case that did not pass is replayed alone
@@ -596,9 +597,19 @@ def run_all(
     return supervisor.run()
 
 
-def _next_case(pending: list[Case], active: dict[str, Case]) -> Case | None:
-    """The next case to start: the first pending one, but never two scenarios at once."""
+def _next_case(pending: list[Case], active: dict[str, Case], scenarios_first: bool = False) -> Case | None:
+    """The next case to start: the first pending one, but never two scenarios at once.
+
+    scenarios_first: start the next scenario as soon as none is running. Why: run one
+    after another, the scenarios are the longest chain of a parallel run (4.4 s of
+    the reference's 13 s of cases, against 3 s for the slowest single case); in the
+    serial order each waited until the cases before it had started.
+    """
     busy = any(c.scenario for c in active.values())
+    if scenarios_first and not busy:
+        for index, case in enumerate(pending):
+            if case.scenario:
+                return pending.pop(index)
     for index, case in enumerate(pending):
         if not (busy and case.scenario):
             return pending.pop(index)
@@ -683,7 +694,7 @@ class _Supervisor:
             if self._halted() and (self.control.interrupted or not active):
                 return
             while len(active) < jobs and not trouble and not self._halted():
-                case = _next_case(pending, active)
+                case = _next_case(pending, active, scenarios_first=jobs > 1)
                 if case is None:
                     break
                 untouched = case.id if self.fresh and not active else ""
