@@ -626,7 +626,11 @@ class _Supervisor:
 
     def __init__(self, cases, target, fixtures, options, server, progress, control, reproduce_at, log):
         self.cases = cases
-        self.order = {c.id: i for i, c in enumerate(cases)}
+        # The serial run's order, singles before scenarios: suspects replay in it, so
+        # that a server that stops answering for good stops the same cases whatever
+        # order --jobs started them in.
+        serial = [c for c in cases if not c.scenario] + [c for c in cases if c.scenario]
+        self.order = {c.id: i for i, c in enumerate(serial)}
         self.target = target
         self.fixtures = fixtures
         self.options = options
@@ -656,9 +660,9 @@ class _Supervisor:
             self._phase(scenarios, 1)
         else:
             # One scenario at a time, beside the single cases: a scenario's clients
-            # wait more than they work. The cases start in the serial order, so that a
-            # server that stops answering for good stops the same cases as a serial
-            # run; any case that did not pass is replayed alone at the end.
+            # wait more than they work. Suspects replay in the serial order (_rank),
+            # so that a server that stops answering for good stops the same cases as
+            # a serial run; any case that did not pass is replayed alone at the end.
             self._phase(singles + scenarios, jobs)
         for case in self.cases:
             if case.id not in self.results:

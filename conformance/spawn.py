@@ -26,6 +26,7 @@ __all__ = [
     "anchor",
     "free_port",
     "group_alive",
+    "proc_stat",
     "render_command",
     "stop_group",
     "is_listening",
@@ -463,11 +464,12 @@ def marked_pids(marker: str) -> set[int]:
     return found
 
 
-def _state_and_group(pid: int) -> tuple[str, int] | None:
-    """A process's state letter and process group, from /proc/PID/stat; None if gone."""
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """A process's state letter, parent and process group, from /proc/PID/stat; None if gone."""
     try:
+        # The name in parentheses may itself hold spaces and parentheses.
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[2])
+        return fields[0], int(fields[1]), int(fields[2])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -478,14 +480,14 @@ def group_pids(pgid: int | None) -> set[int]:
         return set()
     found = set()
     for pid in _all_pids():
-        seen = _state_and_group(pid)
-        if seen is not None and seen[1] == pgid and seen[0] != "Z":
+        seen = proc_stat(pid)
+        if seen is not None and seen[2] == pgid and seen[0] != "Z":
             found.add(pid)
     return found
 
 
 def _is_zombie(pid: int) -> bool:
-    seen = _state_and_group(pid)
+    seen = proc_stat(pid)
     return seen is None or seen[0] == "Z"
 
 

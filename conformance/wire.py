@@ -401,6 +401,11 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
     may_idle = want is None and not gated
     complete = False
     until = deadline
+    if conn.half_close and not gated and (idle := grace.idle()) is not None:
+        # The server has the whole request and its end, and has shown it leaves
+        # connections open: silence for the idle time is the answer it will give
+        # (a never-closing server made each half-closed case wait its whole timeout).
+        until = min(deadline, time.monotonic() + idle)
     try:
         while True:
             remaining = until - time.monotonic()
@@ -434,6 +439,7 @@ def _receive(conn: Connection, sock: socket.socket, obs: Observation, board: Eve
                 break
             if total == 0:
                 board.emit(conn.name, "first_byte")
+                until = deadline  # an answer has begun: the rules below take over
             total += len(chunk)
             if len(received) < keep:
                 received += chunk[: keep - len(received)]

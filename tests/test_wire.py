@@ -167,6 +167,53 @@ def test_an_unframed_response_waits_for_the_close_until_the_server_shows_it_neve
     assert obs.events["main.done"] < 5.0
 
 
+def _learned_grace() -> CloseGrace:
+    grace = CloseGrace(1.0)
+    for _ in range(CloseGrace.LEARN_AFTER):
+        grace.record(False)
+    return grace
+
+
+def test_a_half_closed_connection_left_silent_ends_after_the_idle_time_once_learned():
+    def script(conn):
+        conn.recv(100)
+        time.sleep(12)  # EOF not noticed: no answer, no close
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"\r\n"),), half_close=True, timeout=10.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), grace=_learned_grace())
+    assert (obs.end, obs.received) == ("timeout", b"")
+    assert obs.events["main.done"] < 5.0  # the idle time, far from the 10 s deadline
+
+
+def test_a_half_closed_connection_is_waited_on_while_the_grace_has_learned_nothing():
+    def script(conn):
+        conn.recv(100)
+        time.sleep(2.5)  # slow, but it answers
+        conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(3)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"\r\n"),), half_close=True, timeout=6.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), grace=CloseGrace(0.2))
+    assert obs.received.startswith(b"HTTP/1.0 400")
+
+
+def test_an_answer_that_has_begun_is_not_cut_by_the_half_close_idle_time():
+    def script(conn):
+        conn.recv(100)
+        conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 4\r\n\r\n")
+        time.sleep(1.5)  # longer than the idle time, shorter than the deadline
+        conn.sendall(b"done")
+        time.sleep(3)
+
+    port, thread = serve_once(script)
+    conn = Connection(parts=(Part(data=b"\r\n"),), half_close=True, timeout=6.0)
+    obs = play(conn, Target("127.0.0.1", port), EventBoard([conn.name]), grace=_learned_grace())
+    assert obs.received.endswith(b"\r\n\r\ndone")
+    assert obs.end == "open"
+
+
 def test_an_aborted_connection_is_reset_so_a_blocked_server_is_freed():
     tcp_close, tcp_close_wait = 7, 8  # Linux's TCP states, first byte of TCP_INFO
     listener = socket.create_server(("127.0.0.1", 0))

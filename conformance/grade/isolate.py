@@ -34,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..spawn import proc_stat
 from .sandbox import GRADER_ENV, MARKER_ENV
 
 __all__ = ["UID_BASE", "UidClaim", "Protections", "set_subreaper", "enter_network_namespace", "descendants", "submission_pids",
@@ -121,15 +122,6 @@ def enter_network_namespace() -> tuple[bool, str]:
     return True, "a network namespace of its own with loopback only: no outside address, no port collisions"
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, ppid) of a process, or None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return fields[0], int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _uid(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -156,7 +148,7 @@ def descendants(root: int) -> set[int]:
     """Every live process below ``root`` (by parent links, read once from /proc)."""
     children: dict[int, list[int]] = {}
     for pid in _pids():
-        st = _stat(pid)
+        st = proc_stat(pid)
         if st is not None and st[0] not in ("Z", "X"):
             children.setdefault(st[1], []).append(pid)
     out, todo = set(), [root]
@@ -183,7 +175,7 @@ def submission_pids(marker: str, uid: int | None = None, below: int | None = Non
     for pid in _pids():
         if pid == me or pid in found:
             continue
-        st = _stat(pid)
+        st = proc_stat(pid)
         if st is None or st[0] in ("Z", "X"):
             continue
         if (uid is not None and _uid(pid) == uid) or (marker and _has_marker(pid, marker, grader)):
