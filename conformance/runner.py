@@ -871,25 +871,22 @@ class _Supervisor:
                         self._record(self._not_run(rest))
                 return
             replayed = self._replay_one(case)
-            if replayed is None:
-                return
-            attempt, trouble, fresh = replayed
-            if trouble and not fresh:
+            if replayed is not None and replayed[1] and not replayed[2]:
                 # The trouble may have begun before this case: a server that leaks a
                 # descriptor per connection runs out during whichever case comes when
                 # it does, and that depends on --jobs. Only a server started for the
                 # case can tell, as in the serial run, where suspects replay on one.
-                if not self._bring_back(trouble, case.id, busy_checked=True):
+                if not self._bring_back(replayed[1], case.id, busy_checked=True):
                     self._record(self._not_run(case))
                     continue
                 replayed = self._replay_one(case)
-                if replayed is None:
-                    return
-                attempt, trouble, fresh = replayed
-            self._settle_alone(case, attempt, trouble, fresh)
+            if replayed is None:
+                return
+            self._settle_alone(case, *replayed)
 
     def _replay_one(self, case: Case) -> tuple[Attempt, str, bool] | None:
-        """Play a case alone: the attempt, its trouble, and whether the server was fresh for it."""
+        """Play a case alone: the attempt, its trouble, and whether the server was fresh for it
+        (the arguments of _settle_alone after the case); None if the run was stopped."""
         if self.log:
             self.log.add(f"[conformance: replaying {case.id} alone]\n".encode())
         fresh, self.fresh = self.fresh, False
