@@ -34,7 +34,7 @@ LEVELS = ("MUST", "SHOULD", "MAY")
 VERDICTS = ("error", "fail", "warn", "info", "pass", "skip")
 
 # Events each connection of a case publishes, as "<connection>.<event>".
-# "part-N" (1-based) is emitted after part N has been sent.
+# "part-N" (1-based) is emitted after part N has been sent, timed when its last write began.
 EVENTS = ("connected", "sent", "first_byte", "complete", "done", "wait_timeout", "interrupted")
 
 

@@ -96,9 +96,11 @@ class EventBoard:
     def now(self) -> float:
         return time.monotonic() - self.start
 
-    def emit(self, name: str, event: str) -> None:
+    def emit(self, name: str, event: str, at: float | None = None) -> None:
+        """Publish ``event``, timed now or at ``at`` (a ``time.monotonic()`` reading)."""
+        when = self.now() if at is None else at - self.start
         with self._cond:
-            self.times.setdefault(f"{name}.{event}", self.now())
+            self.times.setdefault(f"{name}.{event}", when)
             if event == "done":
                 self._done.add(name)
             self._cond.notify_all()
@@ -187,17 +189,22 @@ def _connect(target: Target, timeout: float, rcvbuf: int | None) -> socket.socke
     raise last or OSError(f"cannot resolve {target.host}")
 
 
-def send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, deadline: float) -> None:
+def send_part(sock: socket.socket, payload: bytes, chunk: int, pause: float, deadline: float) -> float:
     """Send ``payload`` in writes of ``chunk`` bytes (0: one write), ``pause`` seconds apart.
 
     Used for both sides: requests here, the scripted server's responses in client_runner.
+    Returns the monotonic time just before the last write began: the earliest moment
+    the peer could have had the whole part.
     """
     step = chunk if chunk > 0 else max(len(payload), 1)
+    last = time.monotonic()
     for offset in range(0, len(payload), step):
         if offset and pause:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         sock.settimeout(max(0.05, deadline - time.monotonic()))
+        last = time.monotonic()
         sock.sendall(payload[offset : offset + step])
+    return last
 
 
 def play(conn: Connection, target: Target, board: EventBoard, scale: float = 1.0,
@@ -269,9 +276,12 @@ def _send(conn: Connection, sock: socket.socket, obs: Observation, board: EventB
             if part.pause_ms:
                 time.sleep(min(part.pause_ms / 1000, max(0.0, deadline - time.monotonic())))
             payload = part.payload
-            send_part(sock, payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
+            began = send_part(sock, payload, part.chunk, part.chunk_pause_ms / 1000, deadline)
             sent += payload
-            board.emit(conn.name, f"part-{number}")
+            # Stamped when the last write began, published once it is sent: a server
+            # that answers another client only after reading this part's last byte
+            # cannot then be timed before it, however late this thread gets the GIL.
+            board.emit(conn.name, f"part-{number}", at=began)
         board.emit(conn.name, "sent")
         if conn.half_close:
             sock.shutdown(socket.SHUT_WR)
