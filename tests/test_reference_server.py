@@ -315,6 +315,60 @@ def test_connection_cap_answers_503(docroot, mode):
         assert reply.status == 200 and reply.body == b"hello\n"
 
 
+def test_clients_that_keep_their_threads_waiting_do_not_hold_up_a_prompt_one(tmp_path):
+    """Pool mode lets only pool_active (2) threads serve prompt clients at once; each
+    way a client can keep its thread waiting must free the place for another thread:
+    sending nothing, sending half a request, not reading a small file (one write)
+    and not reading a large one (sendfile). Two of each, more than the places."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "small.bin").write_bytes(os.urandom(60_000))
+    (root / "large.bin").write_bytes(os.urandom(4 << 20))
+    (root / "file.txt").write_bytes(b"hello\n")
+    with running_server(root, "--quiet", tmp_dir=tmp_path) as handle:
+        holders = []
+        try:
+            for request in (b"", b"GET /file.txt HTTP/1.0\r\n",
+                            b"GET /small.bin HTTP/1.0\r\n\r\n", b"GET /large.bin HTTP/1.0\r\n\r\n"):
+                for _ in range(2):
+                    sock = connect(handle.port, rcvbuf=4096)
+                    sock.sendall(request)
+                    holders.append(sock)
+            reply = get(handle.port, "/file.txt", timeout=5)
+            assert reply.status == 200 and reply.body == b"hello\n"
+        finally:
+            for sock in holders:
+                sock.close()
+
+
+class _Turn:
+    slow = False
+
+    def waiting(self):
+        self.slow = True
+
+
+def test_a_reply_the_client_does_not_take_marks_its_thread_as_waiting():
+    """The one-write path for small files (_send_all): with a socket buffer too small
+    for the reply (loopback TCP's never is, so a Unix socket pair with 8 KiB), the
+    turn is told before the thread blocks, and every byte still arrives."""
+    data = os.urandom(200_000)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        turn = _Turn()
+        sender = threading.Thread(target=S._send_all, args=(ours, data, turn), daemon=True)
+        sender.start()
+        theirs.settimeout(10)
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = theirs.recv(65536)
+            assert chunk
+            got += chunk
+        sender.join(10)
+        assert turn.slow and bytes(got) == data
+
+
 # -- timeouts, signals, options ---------------------------------------------------------------
 
 
