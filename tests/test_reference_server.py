@@ -584,9 +584,10 @@ def test_every_503_is_logged_and_arrives_whole(docroot, tmp_path):
         assert all(r.body.startswith(b"<!DOCTYPE html>") for r in replies)
         # Each 503 is logged once its lingering close ends; on a loaded 2-core CI
         # machine the 100 of them took more than 10 s. The wait is bounded, the
-        # count is exact.
+        # count is exact. The request line may be "-": the 503 goes out at accept,
+        # and a request that had not arrived by then is not waited for.
         deadline = time.monotonic() + 30
-        while handle.stderr().count('HTTP/1.0" 503 ') < 100:
+        while handle.stderr().count('" 503 ') < 100:
             assert time.monotonic() < deadline, handle.stderr()[-2000:]
             time.sleep(0.05)
 
