@@ -31,16 +31,17 @@ How the file reads, top to bottom:
 
 Concurrency: every live connection has a thread of its own, as the lab asks. The
 default, ``--mode pool``, keeps threads that each wait in accept() and serve one
-client at a time, started on demand up to ``--max-connections``; ``--mode spawn``
-starts a new thread for each accepted connection, the lab's simplest form. Starting
-a thread costs more than serving a small file, so pool is the faster. Measured with
-``tools/bench/bench.py`` (ab, a 1 KiB file, 2 shared cores; medians of 3; all of it
-in docs/benchmarks.md):
+client at a time, at most two of them for prompt clients at once (Config.pool_active says why);
+``--mode spawn`` starts a new thread for each accepted connection, the lab's
+simplest form. Starting a thread costs more than serving a small file, so pool is
+the faster. Measured with ``tools/bench/bench.py`` (ab, a 1 KiB file, 2 cores;
+medians of 3; all of it in docs/benchmarks.md):
 
     requests/s (p99 ms)     ab -c 16        ab -c 128
-    pool                    10178 (10.8)    9597 (44)
-    spawn                   3324 (11.5)     3334 (77)
-    ThreadingHTTPServer     1634 (12.0)     1326 (21)
+    pool                    19969 (3.5)     19139 (11.1)
+    spawn                   3602 (7.4)      3147 (51)
+    ThreadingHTTPServer     1753 (6.8)      1743 (7.6)
+    nginx, one worker       18582 (1.4)     18380 (11.1)
 
 ThreadingHTTPServer listens with a backlog of 5, so at -c 128 the kernel can drop
 connection attempts, which then wait seconds for retransmission; this server listens
