@@ -1584,10 +1584,10 @@ def _recv(conn: socket.socket, deadline: float, size: int, received: bytearray |
 
     rearm=False: the socket's timeout was set to the whole deadline just before (the
     first read of a connection), so the system call that sets it again is skipped.
-    turn: pool mode; told before this thread waits on the client (_arrived_soon).
+    turn: pool mode; told before this thread waits on the client (_already_here).
     """
     if turn is not None and not turn.slow:
-        chunk = _arrived_soon(conn, size)
+        chunk = _already_here(conn, size)
         if chunk is not None:
             return chunk
         turn.waiting()
@@ -1812,10 +1812,10 @@ def _send_all(conn: socket.socket, data: bytes, turn: _Turn | None) -> None:
     conn.sendall(data)
 
 
-def _arrived_soon(conn: socket.socket, size: int) -> bytes | None:
-    """recv() if the client's bytes are already here, else None (pool mode).
+def _already_here(conn: socket.socket, size: int) -> bytes | None:
+    """recv() if the client's bytes are already here, else None at once (pool mode).
 
-    Not waiting at all, not even a few milliseconds: a wait of 2 ms capped how fast
+    Not even a few milliseconds' wait: a wait of 2 ms capped how fast
     a crowd of idle clients got their threads at about 400 a second, and under ab
     -c 128 it bought nothing. Only with kernel timeouts (a blocking socket): Python's
     own timeouts would wait in this recv.

@@ -55,8 +55,10 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO))
@@ -419,14 +421,20 @@ def server_commands(root: Path, scratch: Path, plan: Plan, idle: bool) -> dict:
     return {name: start for name, start in commands.items() if name in plan.servers}
 
 
-def start_all(commands: dict) -> dict[str, Server]:
+@contextmanager
+def running(commands: dict) -> Iterator[dict[str, Server]]:
+    """Start each server (one that cannot start is skipped, and said); stop them all."""
     servers = {}
-    for name, start in commands.items():
-        try:
-            servers[name] = start()
-        except (RuntimeError, OSError) as error:
-            print(f"bench: skipping {name}: {error}", file=sys.stderr)
-    return servers
+    try:
+        for name, start in commands.items():
+            try:
+                servers[name] = start()
+            except (RuntimeError, OSError) as error:
+                print(f"bench: skipping {name}: {error}", file=sys.stderr)
+        yield servers
+    finally:
+        for server in servers.values():
+            stop(server.process)
 
 
 def warm_up(servers: dict[str, Server]) -> None:
@@ -437,9 +445,8 @@ def warm_up(servers: dict[str, Server]) -> None:
 def measure(plan: Plan, root: Path, scratch: Path) -> None:
     results = plan.results
     if plan.steps & {"rate", "stream"}:
-        servers = start_all(server_commands(root, scratch, plan, idle=False))
-        results["versions"] = {name: s.version for name, s in servers.items() if s.version}
-        try:
+        with running(server_commands(root, scratch, plan, idle=False)) as servers:
+            results["versions"] = {name: s.version for name, s in servers.items() if s.version}
             warm_up(servers)
             for run in range(plan.runs):
                 for name, server in servers.items():
@@ -457,16 +464,12 @@ def measure(plan: Plan, root: Path, scratch: Path) -> None:
                         say(f"run {run + 1}/{plan.runs}: {name}: 100 MiB")
                         record(results, "stream", name, 1,
                                download(server.port, "/100m.bin", STREAM_SIZE))
-        finally:
-            for server in servers.values():
-                stop(server.process)
     if "idle" in plan.steps:
         # One server at a time, each stopped before the next starts: a threaded
         # server takes tens of seconds of both cores to end the threads of 10,000
         # closed clients, which would load whatever was measured beside it.
         for name, start in server_commands(root, scratch, plan, idle=True).items():
-            servers = start_all({name: start})
-            try:
+            with running({name: start}) as servers:
                 warm_up(servers)
                 for server in servers.values():
                     threads = process_tree_usage(server.process.pid)[1]
@@ -477,18 +480,11 @@ def measure(plan: Plan, root: Path, scratch: Path) -> None:
                         results.setdefault("idle", {}).setdefault(name, []).append(step)
                         if step["held"] < count * 0.99 or step["error"]:
                             break  # it holds no more: the next step would only take longer
-            finally:
-                for server in servers.values():
-                    stop(server.process)
             if name == "reference pool":  # on a fresh server, for the same reason
-                servers = start_all({name: start})
-                try:
+                with running({name: start}) as servers:
                     for server in servers.values():
                         say(f"{name}: {IDLE_CAP} idle connections, then one more")
                         results["cap_503"] = time_to_503(server, IDLE_CAP)
-                finally:
-                    for server in servers.values():
-                        stop(server.process)
     if "runner" in plan.steps and "reference pool" in plan.servers:
         spawn = f"{sys.executable} {SERVER_PY} {{port}} --root {{root}}"
         for run in range(plan.runs):
